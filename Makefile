@@ -1,0 +1,43 @@
+# Two commands set up and run everything: `make demo` (the main job on synthetic data) and `make test`.
+# Both create .venv when missing, install the CPU torch first, then the package with constraints.txt so
+# nothing pulls a CUDA torch or torchvision; a stamp file skips reinstalling when nothing changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv demo test lint format weights clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+weights: $(STAMP)
+	$(VENV)/bin/scopeseg weights install all
+
+demo: $(STAMP)
+	$(VENV)/bin/scopeseg demo runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --timeout=900 tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

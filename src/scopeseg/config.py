@@ -1,0 +1,156 @@
+"""Typed configs (pydantic) with YAML presets shipped in ``configs/`` and ``key=value`` overrides.
+
+``build_config(preset="unet-effb2", overrides=["epochs=3", "lr=3e-4"])`` gives the typed config of the
+preset's task; an unknown key or a wrong type raises ``ConfigError`` naming the key and close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+T = TypeVar("T", bound="BaseConfig")
+
+#: task name -> config class, filled by ``@register_config`` in the task's module
+CONFIG_CLASSES: dict[str, type[BaseConfig]] = {}
+
+
+class BaseConfig(BaseModel):
+    """Base of every config: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def register_config(task: str):
+    """Class decorator: make a config class the one for ``task`` (presets name their task)."""
+
+    def deco(cls: type[T]) -> type[T]:
+        CONFIG_CLASSES[task] = cls
+        return cls
+
+    return deco
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value the way YAML would (``3`` int, ``3e-4`` float, ``[a,b]`` list, ``null``)."""
+    if text.lower() in ("none", "null", "~"):
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads 3e-4 as a string; accept it as a float
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value.lower() for c in ".e") else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}``; a malformed item is a ``ConfigError``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = parse_value(raw.strip())
+    return out
+
+
+def presets_dir() -> Path:
+    return Path(str(resources.files("scopeseg") / "configs"))
+
+
+def list_presets() -> dict[str, dict[str, Any]]:
+    """name -> {task, description} for every YAML preset shipped with the package."""
+    out = {}
+    for path in sorted(presets_dir().glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        out[path.stem] = {"task": data.get("task", "?"), "description": data.get("description", "")}
+    return out
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Raw dict of a preset (a shipped name or a path to a YAML file)."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = presets_dir() / f"{name}.yaml"
+    if not path.is_file():
+        names = list(list_presets())
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(names)}"
+        raise ConfigError(f"unknown preset {name!r}{hint}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"malformed YAML: {str(e).splitlines()[0]}", path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("preset must be a YAML mapping", path)
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate_config(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
+    """Build ``cls`` from ``data``; turn pydantic's errors into one line naming the key."""
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = list(cls.model_fields)
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known keys: {', '.join(known)}"
+            raise ConfigError(f"unknown key {loc!r} in {where}; {hint}") from None
+        got = err.get("input")
+        raise ConfigError(f"key {loc!r} in {where}: {err['msg']} (got {got!r})") from None
+
+
+def build_config(
+    cls: type[T] | None = None,
+    preset: str | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    task: str | None = None,
+) -> BaseConfig:
+    """Preset (optional) + overrides -> typed config. The class comes from ``cls``, ``task`` or the preset."""
+    over = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    preset = over.pop("preset", None) or preset
+    data: dict[str, Any] = {}
+    where = "config"
+    if preset:
+        data = load_preset(str(preset))
+        where = f"preset {preset!r}"
+    data = deep_merge(data, over)
+    data.pop("description", None)
+    task = data.pop("task", None) or task
+    if cls is None:
+        if task not in CONFIG_CLASSES:
+            raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(sorted(CONFIG_CLASSES))}")
+        cls = CONFIG_CLASSES[task]
+    return validate_config(cls, data, where)

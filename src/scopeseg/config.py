@@ -7,7 +7,7 @@ preset's task; an unknown key or a wrong type raises ``ConfigError`` naming the 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,3 +154,18 @@ def build_config(
             raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(sorted(CONFIG_CLASSES))}")
         cls = CONFIG_CLASSES[task]
     return validate_config(cls, data, where)
+
+
+def parse_size(text: str | Sequence[int], what: str = "size") -> tuple[int, int]:
+    """``"480x736"`` (or ``[480, 736]``) -> ``(480, 736)``: sizes are height×width everywhere (DESIGN)."""
+    if isinstance(text, str):
+        parts = text.lower().replace("×", "x").split("x")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            values = []
+    else:
+        values = [int(v) for v in text] if all(isinstance(v, int | float) for v in text) else []
+    if len(values) != 2 or min(values) < 1:
+        raise ConfigError(f"{what} {text!r} must be HEIGHTxWIDTH with positive integers, e.g. 480x736")
+    return values[0], values[1]

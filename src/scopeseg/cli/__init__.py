@@ -46,7 +46,7 @@ def command(name: str, help: str, overrides: bool = False):
     """Register ``fn(args) -> exit code`` as ``scopeseg NAME``; ``overrides`` adds trailing key=value items."""
 
     def deco(fn):
-        COMMANDS[name] = Command(name, help, fn, list(fn.__dict__.get("_cli_args", [])), overrides)
+        COMMANDS[name] = Command(name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides)  # shared: @arg may come after
         return fn
 
     return deco

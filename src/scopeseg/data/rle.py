@@ -45,6 +45,7 @@ def decode(rle: dict[str, Any]) -> np.ndarray:
 
 
 def area(rle: dict[str, Any]) -> int:
+    """Foreground pixel count of an RLE (no decoding)."""
     return int(mask_utils.area(_as_cocoapi(rle)))
 
 
@@ -63,34 +64,82 @@ def iou_matrix(dt: list[dict[str, Any]], gt: list[dict[str, Any]]) -> np.ndarray
     """Pairwise IoU between RLE lists (pycocotools ``iou``, no crowd)."""
     if not dt or not gt:
         return np.zeros((len(dt), len(gt)))
-    return np.asarray(mask_utils.iou([_as_cocoapi(r) for r in dt], [_as_cocoapi(r) for r in gt], [0] * len(gt)))
+    return np.asarray(
+        mask_utils.iou([_as_cocoapi(r) for r in dt], [_as_cocoapi(r) for r in gt], [0] * len(gt))
+    )
 
 
-def polygons_to_rle(polygons: list[list[float]], height: int, width: int) -> dict[str, Any]:
-    """COCO polygons (list of flat ``[x0,y0,x1,y1,...]``) -> one merged RLE (even-odd holes not implied)."""
-    valid = [p for p in polygons if len(p) >= 6]
+def polygons_to_rle(polygons: list[list[float]] | list[float], height: int, width: int) -> dict[str, Any]:
+    """COCO polygons (list of flat ``[x0,y0,x1,y1,...]`` rings, or one flat ring) -> one merged RLE.
+
+    Rings with fewer than 3 points are ignored; rings are unioned (COCO has no polygon holes). Pixel
+    ``(x, y)`` covers ``[x, x+1) x [y, y+1)`` (pycocotools' rasteriser).
+    """
+    if polygons and not isinstance(polygons[0], (list, tuple)):
+        polygons = [polygons]  # type: ignore[list-item]
+    valid = [p for p in polygons if len(p) >= 6]  # type: ignore[arg-type]
     if not valid:
         return encode(np.zeros((height, width), dtype=np.uint8))
-    rles = mask_utils.frPyObjects([list(map(float, p)) for p in valid], height, width)
+    # a 4-number ring would be read as a bbox by frPyObjects; rings here have >= 6 numbers
+    rles = mask_utils.frPyObjects([[float(v) for v in p] for p in valid], height, width)  # type: ignore[union-attr]
     merged = mask_utils.merge(rles)
     merged["counts"] = merged["counts"].decode("ascii")
     return merged
 
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:
-    """Binary mask -> COCO polygons (outer contours and holes as separate rings, pixel-centre coords).
+    """Binary mask -> COCO polygons tracing pixel edges (one ring per outer contour).
 
-    Holes are returned as rings too: COCO's rasteriser does not subtract them, so callers that need
-    exact holes must keep RLE. Used for export to polygon-only tools.
+    Rings follow pixel borders (corner coordinates), so rasterising them with ``polygons_to_rle`` gives
+    back the same mask for hole-free shapes; holes are not represented (COCO polygons cannot subtract),
+    so callers that need exact holes must keep RLE. Used for export to polygon-only tools.
     """
     import cv2
 
     m = np.ascontiguousarray(mask.astype(np.uint8))
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    # contours of the 2x-upsampled mask pass through pixel centres of the upsampled grid; (u + 1) // 2
+    # maps left/top borders (even u) and right/bottom borders (odd u) onto pixel corner coordinates.
+    up = np.repeat(np.repeat(m, 2, axis=0), 2, axis=1)
+    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polys = []
     for c in contours:
-        c = c.reshape(-1, 2).astype(float)
-        if len(c) < min_points:
+        pts = (c.reshape(-1, 2) + 1) // 2
+        keep = np.ones(len(pts), dtype=bool)  # drop repeated consecutive corners
+        keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
+        pts = pts[keep]
+        if len(pts) < min_points:
             continue
-        polys.append(c.flatten().tolist())
+        polys.append(pts.astype(float).ravel().tolist())
     return polys
+
+
+def counts_total(rle: dict[str, Any]) -> int:
+    """Sum of the run lengths of an RLE (must equal ``h * w`` for a well-formed mask).
+
+    Decodes COCO's compressed counts string (6-bit chunks with continuation bit, deltas from the run two
+    back, as ``rleFrString`` in pycocotools' maskApi.c) without building the mask.
+    """
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return int(sum(counts))
+    s = counts.encode("ascii") if isinstance(counts, str) else counts
+    runs: list[int] = []
+    p, n = 0, len(s)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                raise ValueError("truncated RLE counts string")
+            c = s[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+    if any(r < 0 for r in runs):
+        raise ValueError("negative run length in RLE counts")
+    return int(sum(runs))

@@ -1,0 +1,154 @@
+"""Load time of a 20k-annotation COCO file (RLE): ``CocoDataset.load`` vs ``pycocotools.coco.COCO()``.
+
+Both loaders read the same file in the same process, alternating, several repeats; min and median are
+reported and the ratio (ours / pycocotools, lower is better) is written to ``benchmarks/results/``.
+Run: ``.venv/bin/python benchmarks/data_load.py [--images 2000] [--annotations 20000] [--repeats 7]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+
+def make_coco(n_images: int, n_annotations: int, height: int = 480, width: int = 736, seed: int = 0) -> dict:
+    """A COCO-video dict with ellipse-like polygon instances encoded as compressed RLE."""
+    rng = np.random.default_rng(seed)
+    n_videos = max(1, n_images // 100)
+    videos = [{"id": v + 1, "name": f"video_{v:03d}"} for v in range(n_videos)]
+    images = [
+        {
+            "id": i + 1,
+            "file_name": f"video_{i % n_videos:03d}/{i // n_videos:05d}.jpg",
+            "height": height,
+            "width": width,
+            "video_id": i % n_videos + 1,
+            "frame_index": i // n_videos,
+        }
+        for i in range(n_images)
+    ]
+    categories = [{"id": c + 1, "name": f"class_{c}", "supercategory": "tool"} for c in range(8)]
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    annotations = []
+    for a in range(n_annotations):
+        cx, cy = rng.uniform(50, width - 50), rng.uniform(50, height - 50)
+        rx, ry = rng.uniform(10, 120), rng.uniform(10, 90)
+        poly = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1).clip(0, [width - 1, height - 1])
+        rle = mask_utils.merge(mask_utils.frPyObjects([poly.ravel().tolist()], height, width))
+        annotations.append(
+            {
+                "id": a + 1,
+                "image_id": a % n_images + 1,
+                "category_id": int(rng.integers(1, 9)),
+                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "area": float(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "iscrowd": 0,
+            }
+        )
+    return {
+        "info": {"description": "data_load benchmark"},
+        "videos": videos,
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def time_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--annotations", type=int, default=20000)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+
+    from pycocotools.coco import COCO
+
+    from scopeseg.data.coco import CocoDataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "annotations.json"
+        path.write_text(json.dumps(make_coco(args.images, args.annotations)))
+        size_mb = path.stat().st_size / 1e6
+
+        def ours():
+            return CocoDataset.load(path)
+
+        def theirs():
+            with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
+                return COCO(str(path))
+
+        ds, ref = ours(), theirs()  # warm-up (imports, page cache) and a sanity check
+        assert len(ds.annotations) == len(ref.anns) == args.annotations
+        assert len(ds.images) == len(ref.imgs) == args.images
+        t_ours, t_ref = [], []
+        for _ in range(args.repeats):
+            t_ours.append(time_once(ours))
+            t_ref.append(time_once(theirs))
+
+    res = {
+        "benchmark": "data_load",
+        "file": {"images": args.images, "annotations": args.annotations, "size_mb": round(size_mb, 2)},
+        "repeats": args.repeats,
+        "scopeseg_CocoDataset_load_s": {"min": min(t_ours), "median": statistics.median(t_ours)},
+        "pycocotools_COCO_s": {"min": min(t_ref), "median": statistics.median(t_ref)},
+        "ratio_min": min(t_ours) / min(t_ref),
+        "ratio_median": statistics.median(t_ours) / statistics.median(t_ref),
+        "goal_ratio": 1.0,
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpu": platform.processor(),
+        },
+    }
+    res["goal_met"] = res["ratio_median"] <= res["goal_ratio"]
+    md = "\n".join(
+        [
+            "# data_load: COCO load time, 20k RLE annotations",
+            "",
+            f"File: {args.images} images, {args.annotations} annotations (compressed RLE), {size_mb:.1f} MB. "
+            f"{args.repeats} alternating repeats in one process.",
+            "",
+            "| loader | min (s) | median (s) |",
+            "|---|---|---|",
+            f"| scopeseg `CocoDataset.load` | {min(t_ours):.4f} | {statistics.median(t_ours):.4f} |",
+            f"| pycocotools `COCO()` | {min(t_ref):.4f} | {statistics.median(t_ref):.4f} |",
+            "",
+            f"Ratio ours/pycocotools: **{res['ratio_median']:.2f}x** median, {res['ratio_min']:.2f}x min "
+            f"(goal <= {res['goal_ratio']:.1f}x: {'met' if res['goal_met'] else 'NOT met'}).",
+            "",
+            "Command: `.venv/bin/python benchmarks/data_load.py`",
+            "",
+        ]
+    )
+    from scopeseg.io import write_json, write_text
+
+    write_json(args.out / "data_load.json", res, indent=2)
+    write_text(args.out / "data_load.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

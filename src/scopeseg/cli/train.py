@@ -1,0 +1,48 @@
+"""``scopeseg train`` and ``scopeseg presets``: config-driven training."""
+
+from __future__ import annotations
+
+import json
+
+from . import arg, command
+
+
+@command("train", help="train a model from a preset and key=value overrides (preset=unet-lite0 data=DIR epochs=3)", overrides=True)
+def _train(args) -> int:
+    from ..config import build_config
+    from ..train import train
+    from ..train import config as _semantic_config  # noqa: F401 - registers the semantic task
+
+    _load_task_configs()
+    cfg = build_config(overrides=args.overrides, task="semantic")
+    result = train(cfg)
+    if "best" in result:
+        print(f"best checkpoint: {result['best']}")
+        if result.get("metrics"):
+            print("validation: " + json.dumps({k: v for k, v in result["metrics"].items() if k != "conventions"}))
+            print(f"report: {result['run_dir']}/report.html")
+    return 0
+
+
+def _load_task_configs() -> None:
+    """Import every training family so its task config is registered (missing families are skipped)."""
+    import importlib
+
+    for mod in ("scopeseg.train.promptable",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+@arg("--task", help="only presets of this task")
+@command("presets", help="list the YAML presets shipped with scopeseg")
+def _presets(args) -> int:
+    from ..config import list_presets
+
+    for name, meta in list_presets().items():
+        if args.task and meta["task"] != args.task:
+            continue
+        print(f"{name:28s} {meta['task']:12s} {meta['description']}")
+    return 0

@@ -1,0 +1,1 @@
+"""Inference: predictors over torch / ONNX Runtime engines, video in and out."""

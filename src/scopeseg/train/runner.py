@@ -1,0 +1,185 @@
+"""``train(cfg)``: one Lightning run from a typed config to a released checkpoint, metrics and report.
+
+Run folder layout: ``checkpoints/`` (Lightning resume state, ours only), ``logs/`` (CSV + TensorBoard),
+``best/`` (safetensors checkpoint: the model with the best validation Dice), ``metrics.json``,
+``report.html``, ``config.yaml``, ``run.json`` (marks the folder as a scopeseg run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..errors import ConfigError, ScopesegError, TrainingError
+from ..io import read_json, write_json, write_text
+from .config import TrainerOptions
+
+log = logging.getLogger(__name__)
+RUN_MARKER = "run.json"
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` -> bf16-mixed on CUDA with bf16, 16-mixed on other CUDA, 32-true on CPU."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def resolve_resume(resume: str | None) -> str | None:
+    """A run folder or a ``.ckpt`` inside one of our run folders; anything else is refused (pickle)."""
+    if not resume:
+        return None
+    p = Path(resume)
+    ckpt = p / "checkpoints" / "last.ckpt" if p.is_dir() else p
+    run_dir = ckpt.parent.parent
+    if not ckpt.is_file():
+        raise ConfigError(f"resume checkpoint not found: {ckpt}")
+    if not (run_dir / RUN_MARKER).is_file():
+        raise ConfigError(f"{ckpt}: not inside a scopeseg run folder (no {RUN_MARKER}); refusing to unpickle it")
+    return str(ckpt)
+
+
+def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice", mode: str = "max"):
+    """Lightning Trainer with our callbacks: best/last checkpoints, early stop, logs, progress bar."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from .. import progress
+
+    callbacks: list[Any] = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                        save_last=True, save_top_k=1, auto_insert_metric_name=False),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    if cfg.early_stop_patience:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop_patience))
+    show = progress.enabled()
+    if show:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every // 2)))
+    loggers = [CSVLogger(str(run_dir), name="logs", version="csv"),
+               TensorBoardLogger(str(run_dir), name="logs", version="tb", default_hp_metric=False)]
+    kwargs: dict[str, Any] = {}
+    if cfg.max_minutes:
+        kwargs["max_time"] = {"minutes": cfg.max_minutes}
+    if cfg.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = cfg.limit_train_batches
+    strategy = cfg.strategy
+    if strategy == "ddp" and cfg.accelerator in ("cpu",) or (strategy == "ddp" and not torch.cuda.is_available()):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = DDPStrategy(process_group_backend="gloo")
+    return L.Trainer(
+        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+        num_nodes=cfg.num_nodes, precision=resolve_precision(cfg.precision, cfg.accelerator),
+        callbacks=callbacks, logger=loggers, log_every_n_steps=cfg.log_every, enable_progress_bar=show,
+        enable_model_summary=False, check_val_every_n_epoch=cfg.val_every, deterministic=False,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, **kwargs,
+    )
+
+
+def best_state_dict(run_dir: Path, prefix: str = "model.") -> dict[str, torch.Tensor] | None:
+    """The module weights of our own best (else last) Lightning checkpoint in ``run_dir``."""
+    for name in ("best.ckpt", "last.ckpt"):
+        p = run_dir / "checkpoints" / name
+        if p.is_file():
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+            return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    return None
+
+
+def prepare_run_dir(cfg: TrainerOptions, task: str) -> Path:
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", yaml.safe_dump({"task": task, **cfg.model_dump(mode="json")}, sort_keys=False))
+    if not (run_dir / RUN_MARKER).exists():
+        write_json(run_dir / RUN_MARKER, {"task": task, "created": time.time()}, indent=2)
+    return run_dir
+
+
+def data_digest(path: str | None) -> str | None:
+    if not path:
+        return None
+    from ..data.coco import resolve_data_path
+    from ..models.registry import file_digest
+
+    return file_digest(resolve_data_path(path)[0])
+
+
+def train(cfg: TrainerOptions) -> dict[str, Any]:
+    """Dispatch a typed training config to its task's runner (semantic, promptable, ...)."""
+    from . import TRAINERS
+
+    task = next((t for t, c in _task_classes().items() if type(cfg) is c), None)
+    if task not in TRAINERS:
+        raise ConfigError(f"no trainer for config {type(cfg).__name__}")
+    return TRAINERS[task](cfg)
+
+
+def _task_classes():
+    from ..config import CONFIG_CLASSES
+
+    return CONFIG_CLASSES
+
+
+def train_semantic(cfg) -> dict[str, Any]:
+    """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only)."""
+    import lightning as L
+
+    from ..models.registry import create_model, run_manifest, save_pretrained
+    from .data import SemanticDataModule
+    from .semantic import SemanticModule
+
+    torch.set_float32_matmul_precision("high")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_path = resolve_resume(cfg.resume)
+    run_dir = prepare_run_dir(cfg, "semantic")
+    dm = SemanticDataModule(cfg)
+    model = create_model(cfg.model, classes=dm.classes, pretrained=cfg.pretrained)
+    model.scopeseg_config.update({
+        "mode": cfg.mode, "input_size": list(cfg.train_size) if cfg.train_size else None,
+        "threshold": cfg.threshold, "categories": cfg.categories,
+        "category_map": {dm.ds.categories[c]["name"]: i for c, i in dm.class_map.items()},
+        "encoder_weights": getattr(model, "encoder_weights", None),
+    })
+    module = SemanticModule(model, cfg)
+    trainer = build_trainer(cfg, run_dir)
+    t0 = time.time()
+    error: ScopesegError | None = None
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except TrainingError as e:
+        error = e
+    train_seconds = time.time() - t0
+    if not trainer.is_global_zero:
+        return {"run_dir": str(run_dir)}
+    state = best_state_dict(run_dir)
+    best_dir = run_dir / "best"
+    if state is not None:
+        model.load_state_dict(state)
+        manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
+        save_pretrained(model.cpu(), best_dir, manifest=manifest,
+                        card=f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg.")
+    if error is not None:
+        kept = f"; last good checkpoint: {best_dir}" if state is not None else ""
+        raise TrainingError(f"{error}{kept}")
+    result: dict[str, Any] = {"run_dir": str(run_dir), "best": str(best_dir), "train_seconds": train_seconds,
+                              "epochs_run": trainer.current_epoch}
+    if cfg.report:
+        from .evaluation import evaluate_semantic_run
+
+        result["metrics"] = evaluate_semantic_run(run_dir, best_dir, dm, cfg)
+    write_json(run_dir / "result.json", result, indent=2)
+    return result
+
+
+def load_result(run_dir: str | os.PathLike) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "result.json")

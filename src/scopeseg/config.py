@@ -6,6 +6,7 @@ preset's task; an unknown key or a wrong type raises ``ConfigError`` naming the 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -41,12 +42,16 @@ def register_config(task: str):
 
 def parse_value(text: str) -> Any:
     """Parse an override value the way YAML would (``3`` int, ``3e-4`` float, ``[a,b]`` list, ``null``)."""
-    if text.lower() in ("none", "null", "~"):
+    if text in ("None", "null", "Null", "NULL", "~"):  # lowercase "none" stays a string (schedule=none)
         return None
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, bool) and text.lower() not in ("true", "false"):
+        return text  # YAML 1.1 yes/no/on/off stay strings (name=no); pydantic still reads them into bools
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return text  # 2024-01-01 is a name here, not a date
     # YAML 1.1 reads 3e-4 as a string; accept it as a float
     if isinstance(value, str):
         try:
@@ -70,6 +75,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} was already given a value, not a section")
         node[parts[-1]] = parse_value(raw.strip())
     return out
 
@@ -116,6 +123,18 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def _fields_at(cls: type[BaseModel], loc: tuple) -> dict[str, Any]:
+    """Fields of the (nested) model at ``loc``, for close-match hints on nested keys."""
+    model: Any = cls
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return getattr(model, "model_fields", {})
+        model = ann
+    return getattr(model, "model_fields", {})
+
+
 def validate_config(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build ``cls`` from ``data``; turn pydantic's errors into one line naming the key."""
     try:
@@ -124,7 +143,7 @@ def validate_config(cls: type[T], data: Mapping[str, Any], where: str = "config"
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            known = list(cls.model_fields)
+            known = list(_fields_at(cls, err["loc"][:-1]))
             close = difflib.get_close_matches(str(err["loc"][-1]), known, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}?" if close else f"known keys: {', '.join(known)}"
             raise ConfigError(f"unknown key {loc!r} in {where}; {hint}") from None

@@ -12,9 +12,13 @@ from . import arg, command
 @arg("dst", nargs="?", help="output folder (or file for prediction formats)")
 @arg("--from", dest="from_format", metavar="FORMAT", help="input format (auto-detected when unambiguous)")
 @arg("--to", dest="to_format", metavar="FORMAT", help="output format (default: coco, the canonical data set)")
-@arg("--mapping", metavar="JSON", help='class mapping {"source name": "new name" | null} to rename/merge/drop')
+@arg(
+    "--mapping", metavar="JSON", help='class mapping {"source name": "new name" | null} to rename/merge/drop'
+)
 @arg("--classes", metavar="JSON", help="class table (ids, names, colors) for index/color masks")
 @arg("--mask-mode", choices=["auto", "binary", "index", "color"], help="how mask pixel values encode classes")
+@arg("--ignore-value", type=int, help="mask value left unlabelled (e.g. 255) in class-index masks")
+@arg("--npz-key", dest="key", choices=["auto", "gts", "segs"], help="MedSAM npz array holding the masks")
 @arg("--labels", choices=["binary", "parts", "type"], help="EndoVis 2017 label set")
 @arg("--masks", dest="masks", choices=["watershed", "color"], help="CholecSeg8k mask kind to read/write")
 @arg("--flavor", choices=["sam2", "tapis"], help="COCO-video field names to write")
@@ -39,6 +43,8 @@ def _convert(args: argparse.Namespace) -> int:
         "mapping": args.mapping,
         "classes": args.classes,
         "mask_mode": args.mask_mode,
+        "ignore_value": args.ignore_value,
+        "key": args.key,
         "labels": args.labels,
         "masks": args.masks,
         "flavor": args.flavor,

@@ -10,7 +10,9 @@ masks are never decoded at load time (a 20k-annotation file loads faster than ``
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
+import gc
 import logging
 import random
 from collections import Counter, defaultdict
@@ -49,6 +51,23 @@ def _loads(data: bytes) -> Any:
         import json
 
         return json.loads(data)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around bulk allocation of acyclic records.
+
+    Loading a 20k-annotation file allocates ~10^6 dicts/lists/strs; each allocation burst triggers
+    collections that rescan every live object (other loaded data sets included). Reference counting still
+    frees everything; the collector is restored (not forced) afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def resolve_data_path(path: str | Path) -> tuple[Path, Path]:
@@ -117,6 +136,8 @@ class CocoDataset:
         self.load_problems: list[tuple[str, str, dict]] = []
         #: table name -> records whose id repeats an earlier record's id (kept so nothing is lost silently)
         self.duplicates: dict[str, list[dict]] = {}
+        #: actions taken by ``validate.fix`` on this copy ({code, image_id, annotation_id, action})
+        self.fix_log: list[dict] = []
         self._next_id: dict[str, int] = {}
         self.videos: dict[int, dict] = self._table(videos, "videos")
         self.categories: dict[int, dict] = self._table(categories, "categories")
@@ -160,7 +181,7 @@ class CocoDataset:
                     (
                         "duplicate_id",
                         f"duplicate {kind} id {rid} ({how})",
-                        {"kind": kind, "id": rid, "identical": same},
+                        {"kind": kind, "id": rid, "identical": same, "image_id": rec.get("image_id")},
                     )
                 )
                 continue
@@ -172,7 +193,7 @@ class CocoDataset:
                 (
                     "missing_id",
                     f"{name}[{i}] has no id; assigned {new}",
-                    {"kind": kind, "id": new, "index": i},
+                    {"kind": kind, "id": new, "index": i, "image_id": recs[i].get("image_id")},
                 )
             )
         return table
@@ -235,7 +256,11 @@ class CocoDataset:
                     a["segmentation"] = rle_utils.compress(seg)
                 except Exception as e:  # malformed RLE: leave it for validate to report
                     self.load_problems.append(
-                        ("rle_invalid", f"annotation {aid}: cannot read RLE ({e})", {"annotation_id": aid})
+                        (
+                            "rle_invalid",
+                            f"annotation {aid}: cannot read RLE ({e})",
+                            {"annotation_id": aid, "image_id": a.get("image_id")},
+                        )
                     )
 
     def _convert_polygons(self, aid: Any, a: dict, seg: list) -> None:
@@ -264,7 +289,7 @@ class CocoDataset:
                 (
                     "polygon_invalid",
                     f"annotation {aid}: cannot rasterise polygon ({e})",
-                    {"annotation_id": aid},
+                    {"annotation_id": aid, "image_id": iid},
                 )
             )
 
@@ -331,13 +356,14 @@ class CocoDataset:
     def load(cls, path: str | Path, root: str | Path | None = None) -> CocoDataset:
         """Load a COCO(-video) JSON file or a data folder with ``annotations.json``."""
         json_path, default_root = resolve_data_path(path)
-        try:
-            data = _loads(json_path.read_bytes())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DataError(f"malformed JSON ({str(e).splitlines()[0]})", json_path) from None
-        except OSError as e:
-            raise DataError(f"cannot read ({e.strerror or e.__class__.__name__})", json_path) from None
-        return cls.from_dict(data, root=root if root is not None else default_root, path=json_path)
+        with _gc_paused():  # parsing allocates ~10 objects per record and creates no cycles
+            try:
+                data = _loads(json_path.read_bytes())
+            except (ValueError, UnicodeDecodeError) as e:
+                raise DataError(f"malformed JSON ({str(e).splitlines()[0]})", json_path) from None
+            except OSError as e:
+                raise DataError(f"cannot read ({e.strerror or e.__class__.__name__})", json_path) from None
+            return cls.from_dict(data, root=root if root is not None else default_root, path=json_path)
 
     def to_dict(self) -> dict:
         """Plain COCO dict with every segmentation as compressed RLE (records shared, not copied)."""
@@ -360,8 +386,8 @@ class CocoDataset:
     def _rle_record(self, a: dict) -> dict:
         try:
             return {**a, "segmentation": self.rle(a)}
-        except DataError:
-            return a  # unconvertible (unknown image): written as given
+        except Exception:  # unconvertible (unknown image, malformed RLE): written as given
+            return a
 
     def save(self, path: str | Path, indent: int | None = None) -> Path:
         """Write atomically; a folder path gets ``annotations.json`` inside."""
@@ -400,6 +426,7 @@ class CocoDataset:
 
     # ------------------------------------------------------------------ adding records
     def add_category(self, name: str, id: int | None = None, color: Sequence[int] | None = None, **kw) -> int:
+        """Add a category (id: next free one); ``color`` is RGB 0-255, stored as a list."""
         cid = id if id is not None else self._new_id("categories")
         rec = {"id": cid, "name": name, **kw}
         if color is not None:
@@ -408,11 +435,13 @@ class CocoDataset:
         return cid
 
     def add_video(self, name: str, id: int | None = None, **kw) -> int:
+        """Add a row to the ``videos`` table (id: next free one)."""
         vid = id if id is not None else self._new_id("videos")
         self.videos[vid] = {"id": vid, "name": name, **kw}
         return vid
 
     def add_image(self, file_name: str, height: int, width: int, id: int | None = None, **kw) -> int:
+        """Add an image record (``file_name`` relative to the root); video frames are kept in order."""
         iid = id if id is not None else self._new_id("images")
         self.images[iid] = {
             "id": iid,
@@ -475,9 +504,15 @@ class CocoDataset:
 
     def mask(self, ann: int | dict) -> np.ndarray:
         """bool ``HxW`` mask of an annotation (decoded now, not cached)."""
-        return rle_utils.decode(self.rle(ann))
+        r = self.rle(ann)
+        try:
+            return rle_utils.decode(r)
+        except (ValueError, TypeError) as e:  # pycocotools refuses malformed counts
+            a = self.annotations[ann] if not isinstance(ann, dict) else ann
+            raise DataError(f"annotation {a.get('id')}: malformed RLE ({e})", self.path) from None
 
     def image_anns(self, image_id: int) -> list[dict]:
+        """Annotation records of an image, in file order."""
         return [self.annotations[a] for a in self.anns_by_image.get(image_id, [])]
 
     def _image_hw(self, image_id: int) -> tuple[int, int]:
@@ -523,6 +558,7 @@ class CocoDataset:
 
     # ------------------------------------------------------------------ images
     def image_path(self, image_id: int) -> Path:
+        """Absolute path of an image file; ``DataError`` when its file_name leaves the root."""
         im = self.images[image_id]
         if self.root is None:
             raise DataError(f"image {image_id}: data set has no image root", self.path)
@@ -542,6 +578,7 @@ class CocoDataset:
         return PALETTE[idx % len(PALETTE)]
 
     def category_id(self, name: str) -> int:
+        """Id of the category named ``name``; ``DataError`` listing the names otherwise."""
         for cid, c in self.categories.items():
             if c.get("name") == name:
                 return cid
@@ -561,6 +598,7 @@ class CocoDataset:
             yield self.images[iid]
 
     def iter_videos(self) -> Iterator[tuple[int, list[int]]]:
+        """(video id, image ids in frame order) for every video."""
         for vid in self.videos:
             yield vid, self.video_frames(vid)
 
@@ -745,8 +783,6 @@ class CocoDataset:
 
         Areas come from the RLE run lengths (pycocotools ``area``); histogram bins are powers of 4 pixels.
         """
-        from pycocotools import mask as mask_utils
-
         cats = {
             cid: {"id": cid, "name": c.get("name"), "annotations": 0, "images": 0}
             for cid, c in self.categories.items()
@@ -779,12 +815,8 @@ class CocoDataset:
                 }
             )
         sizes = Counter(f"{im.get('height')}x{im.get('width')}" for im in self.images.values())
-        rles = [
-            {"size": s["size"], "counts": s["counts"].encode("ascii")}
-            for s in (a.get("segmentation") for a in self.annotations.values())
-            if _is_rle_str(s)
-        ]
-        areas = np.asarray(mask_utils.area(rles), dtype=np.int64) if rles else np.zeros(0, np.int64)
+        rles = [s for s in (a.get("segmentation") for a in self.annotations.values()) if _is_rle_str(s)]
+        areas = rle_utils.areas(rles)
         top = int(areas.max()) if areas.size else 1
         edges = [0, 1]
         while edges[-1] <= top:

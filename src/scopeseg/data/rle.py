@@ -49,6 +49,27 @@ def area(rle: dict[str, Any]) -> int:
     return int(mask_utils.area(_as_cocoapi(rle)))
 
 
+#: pycocotools' batched ``area`` sizes its output with a uint8 count (fails above 255 RLEs on numpy 2)
+_AREA_CHUNK = 255
+
+
+def areas(rles: list[dict[str, Any]]) -> np.ndarray:
+    """Foreground pixel counts of many RLEs (int64), batched through pycocotools without decoding."""
+    objs = [_as_cocoapi(r) for r in rles]
+    if not objs:
+        return np.zeros(0, dtype=np.int64)
+    parts = [mask_utils.area(objs[i : i + _AREA_CHUNK]) for i in range(0, len(objs), _AREA_CHUNK)]
+    return np.concatenate(parts).astype(np.int64)
+
+
+def bboxes(rles: list[dict[str, Any]]) -> np.ndarray:
+    """COCO ``[x, y, w, h]`` boxes of many RLEs as an ``Nx4`` float64 array (zeros for empty masks)."""
+    objs = [_as_cocoapi(r) for r in rles]
+    if not objs:
+        return np.zeros((0, 4), dtype=np.float64)
+    return np.asarray(mask_utils.toBbox(objs), dtype=np.float64).reshape(-1, 4)
+
+
 def bbox(rle: dict[str, Any]) -> list[float]:
     """COCO ``[x, y, w, h]`` of an RLE's foreground (zeros when empty)."""
     return [float(v) for v in mask_utils.toBbox(_as_cocoapi(rle))]
@@ -114,32 +135,84 @@ def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]
 
 
 def counts_total(rle: dict[str, Any]) -> int:
-    """Sum of the run lengths of an RLE (must equal ``h * w`` for a well-formed mask).
+    """Sum of the run lengths of an RLE (must equal ``h * w`` for a well-formed mask); ``ValueError`` if
+    its counts string is malformed."""
+    total = int(counts_totals([rle])[0])
+    if total < 0:
+        raise ValueError("malformed RLE counts (bad character, truncated value or negative run)")
+    return total
 
-    Decodes COCO's compressed counts string (6-bit chunks with continuation bit, deltas from the run two
-    back, as ``rleFrString`` in pycocotools' maskApi.c) without building the mask.
+
+def counts_totals(rles: list[dict[str, Any]]) -> np.ndarray:
+    """Sum of run lengths per RLE (int64; -1 where the counts are malformed), vectorised over all RLEs.
+
+    Decodes COCO's compressed counts (``rleFrString`` in pycocotools' maskApi.c: 6-bit chunks offset by
+    48, bit 5 = continuation, sign bit 4 on the last chunk, runs after the 3rd stored as deltas from the
+    run two back) without building any mask, so malformed RLEs are caught before pycocotools decodes them.
     """
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return int(sum(counts))
-    s = counts.encode("ascii") if isinstance(counts, str) else counts
-    runs: list[int] = []
-    p, n = 0, len(s)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                raise ValueError("truncated RLE counts string")
-            c = s[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x)
-    if any(r < 0 for r in runs):
-        raise ValueError("negative run length in RLE counts")
-    return int(sum(runs))
+    out = np.full(len(rles), -1, dtype=np.int64)
+    strs: list[bytes] = []
+    where: list[int] = []
+    for i, r in enumerate(rles):
+        c = r.get("counts")
+        if isinstance(c, list):
+            if all(isinstance(v, int) and v >= 0 for v in c):
+                out[i] = sum(c)
+        elif isinstance(c, (str, bytes)):
+            try:
+                strs.append(c.encode("ascii") if isinstance(c, str) else c)
+                where.append(i)
+            except UnicodeEncodeError:
+                pass
+    if not strs:
+        return out
+    lens = np.fromiter((len(b) for b in strs), dtype=np.int64, count=len(strs))
+    c = np.frombuffer(b"".join(strs), dtype=np.uint8) - np.uint8(48)  # wraps: invalid chars become > 63
+    bad = np.zeros(len(strs), dtype=bool)
+    totals = np.zeros(len(strs), dtype=np.int64)
+    if c.size:
+        str_start = np.cumsum(lens) - lens
+        nonempty = lens > 0
+        owner = np.zeros(c.size, dtype=np.int32)  # string index of every character
+        filled = np.flatnonzero(nonempty)
+        owner[str_start[filled[1:]]] = np.diff(filled)  # starts are distinct for non-empty strings
+        owner = np.cumsum(owner, dtype=np.int32) + np.int32(filled[0])
+        bad[owner[c > 63]] = True
+        ends = (c & 0x20) == 0
+        str_last = (str_start + lens - 1)[nonempty]
+        bad[np.flatnonzero(nonempty)[~ends[str_last]]] = True  # last value of a string left unfinished
+        ends[str_last] = True  # values never span two strings
+        vend = np.flatnonzero(ends)
+        vstart = np.empty_like(vend)
+        vstart[0], vstart[1:] = 0, vend[:-1] + 1
+        nch = vend - vstart + 1
+        vowner = owner[vend]
+        last = c[vend].astype(np.int64)
+        d = last & 0x1F
+        multi = np.flatnonzero(nch > 1)
+        if multi.size:  # rare: values of more than 5 bits
+            bad[vowner[multi[nch[multi] > 12]]] = True  # > 60 bits: not a count pycocotools could write
+            ms, mn = vstart[multi], np.minimum(nch[multi], 12)
+            acc = np.zeros(multi.size, dtype=np.int64)
+            for j in range(int(mn.max())):
+                sel = j < mn
+                acc[sel] |= (c[ms[sel] + j].astype(np.int64) & 0x1F) << (5 * j)
+            d[multi] = acc
+        neg = (last & 0x10) != 0
+        d[neg] -= np.left_shift(np.int64(1), 5 * np.minimum(nch[neg], 12))
+        # index m of each value in its string; x[m] = d[m] + x[m-2] for m > 2 -> running sums over odd m
+        # and over even m >= 2, per string: global cumsums minus their value before the string starts
+        first = np.searchsorted(vend, str_start)
+        m = np.arange(vend.size) - first[vowner]
+        odd = (m & 1) == 1
+        x = d.copy()
+        for chain in (odd, ~odd & (m >= 2)):
+            e = np.where(chain, d, 0)
+            cs = np.cumsum(e)
+            before = (cs - e)[first]  # cumsum just before each string's first value
+            x[chain] = (cs - before[vowner])[chain]
+        bad[vowner[x < 0]] = True
+        totals = np.bincount(vowner, weights=x, minlength=len(strs)).round().astype(np.int64)
+    totals[bad] = -1
+    out[np.asarray(where)] = totals
+    return out

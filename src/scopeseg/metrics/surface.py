@@ -24,6 +24,7 @@ from ._surfel_normals import NORMALS_X8
 
 Convention = Literal["deepmind", "monai"]
 DistanceMetric = Literal["euclidean", "chessboard", "taxicab"]
+EDT_SWITCH = 16  # use a distance transform when queries exceed 1/16 of the crop (dense surfaces)
 CONVENTIONS: tuple[str, ...] = ("deepmind", "monai")
 DISTANCE_METRICS: dict[str, float] = {"euclidean": 2.0, "chessboard": math.inf, "taxicab": 1.0}
 
@@ -100,16 +101,29 @@ def _bbox(union: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(slices)
 
 
+def _padded(crop: np.ndarray) -> np.ndarray:
+    p = np.zeros(tuple(n + 2 for n in crop.shape), np.uint8)
+    p[tuple(slice(1, -1) for _ in crop.shape)] = crop
+    return p
+
+
 def _neighbour_codes(crop: np.ndarray) -> np.ndarray:
     """Neighbour code of every voxel corner of ``crop`` (zero-padded by one on each side): shape n+1."""
-    p = np.pad(crop.view(np.uint8), 1)
+    p = _padded(crop)
     nd = crop.ndim
-    code = np.zeros(tuple(s + 1 for s in crop.shape), dtype=np.uint8)
+    shape = tuple(n + 1 for n in crop.shape)
+    code = np.zeros(shape, dtype=np.uint8)
+    tmp = np.empty(shape, dtype=np.uint8)
     n_bits = 2**nd
     for flat in range(n_bits):
         offs = [(flat >> (nd - 1 - ax)) & 1 for ax in range(nd)]
-        view = p[tuple(slice(o, o + s + 1) for o, s in zip(offs, crop.shape))]
-        code |= view << np.uint8(n_bits - 1 - flat)
+        view = p[tuple(slice(o, o + n + 1) for o, n in zip(offs, crop.shape))]
+        shift = n_bits - 1 - flat
+        if shift:
+            np.left_shift(view, shift, out=tmp)
+            code |= tmp
+        else:
+            code |= view
     return code
 
 
@@ -118,7 +132,7 @@ def _edge_voxels(crop: np.ndarray) -> np.ndarray:
 
     Why: MONAI's default edges are ``binary_erosion(seg) ^ seg`` with scipy's default structure, border 0.
     """
-    p = np.pad(crop, 1)
+    p = _padded(crop).view(bool)
     interior = crop.copy()
     for ax in range(crop.ndim):
         for shift in (0, 2):
@@ -141,7 +155,7 @@ def _nearest(
     if ref.shape[0] == 0:
         return np.full(query.shape[0], np.inf)
     sp = np.asarray(spacing)
-    if p == 2.0 and ref.shape[0] * query.shape[0] > 4 * int(np.prod(shape)) and ref.shape[0] > 2048:
+    if p == 2.0 and query.shape[0] * EDT_SWITCH > int(np.prod(shape)):
         # dense surfaces: one exact distance transform of the crop is cheaper than a tree
         feature = np.zeros(shape, dtype=bool)
         feature[tuple(ref.T)] = True
@@ -158,6 +172,19 @@ def _nearest(
         return np.sqrt(np.add.reduce(diff * diff, axis=1))
     diff = np.abs(diff)
     return diff.max(axis=1) if p == math.inf else diff.sum(axis=1)
+
+
+def _nearest_skipping_shared(
+    query: np.ndarray, ref: np.ndarray, shared: np.ndarray, spacing: tuple[float, ...], p: float, shape: tuple[int, ...]
+) -> np.ndarray:
+    """``_nearest`` where ``shared`` query points (also reference points) get 0 without a query."""
+    if ref.shape[0] == 0 or not shared.any():
+        return _nearest(query, ref, spacing, p, shape)
+    out = np.zeros(query.shape[0])
+    rest = ~shared
+    if rest.any():
+        out[rest] = _nearest(query[rest], ref, spacing, p, shape)
+    return out
 
 
 # --------------------------------------------------------------------------------------- distances
@@ -179,7 +206,9 @@ class SurfaceDistances:
     def surface_overlap(self, tolerance: float) -> tuple[float, float]:
         """(fraction of GT surface within tolerance of pred, fraction of pred surface within tolerance of GT)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            gt = np.sum(self.surfel_areas_gt[self.distances_gt_to_pred <= tolerance]) / np.sum(self.surfel_areas_gt)
+            gt = np.sum(self.surfel_areas_gt[self.distances_gt_to_pred <= tolerance]) / np.sum(
+                self.surfel_areas_gt
+            )
             pr = np.sum(self.surfel_areas_pred[self.distances_pred_to_gt <= tolerance]) / np.sum(
                 self.surfel_areas_pred
             )
@@ -246,9 +275,13 @@ def surface_distances(
     """
     pred, gt = check_pair(pred, gt)
     if convention not in CONVENTIONS:
-        raise ConfigError(f"unknown surface convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
+        raise ConfigError(
+            f"unknown surface convention {convention!r}; choose one of {', '.join(CONVENTIONS)}"
+        )
     if distance_metric not in DISTANCE_METRICS:
-        raise ConfigError(f"unknown distance_metric {distance_metric!r}; choose one of {', '.join(DISTANCE_METRICS)}")
+        raise ConfigError(
+            f"unknown distance_metric {distance_metric!r}; choose one of {', '.join(DISTANCE_METRICS)}"
+        )
     sp = normalize_spacing(spacing, pred.ndim)
     box = _bbox(pred | gt)
     if box is None:
@@ -257,18 +290,23 @@ def surface_distances(
     if convention == "deepmind":
         full = 2 ** (2**pred.ndim) - 1
         code_p, code_g = _neighbour_codes(cp), _neighbour_codes(cg)
-        edge_p, edge_g = (code_p != 0) & (code_p != full), (code_g != 0) & (code_g != full)
+        # edge corners: code not in {0, full}; (code - 1) wraps 0 to 255 so one compare does it
+        edge_p = (code_p - np.uint8(1)) < full - 1
+        edge_g = (code_g - np.uint8(1)) < full - 1
         table = surfel_measure_table(sp)
-        area_p, area_g = table[code_p[edge_p]], table[code_g[edge_g]]
-        shape = code_p.shape
+        idx_p, idx_g = np.flatnonzero(edge_p), np.flatnonzero(edge_g)
+        area_p, area_g = table[code_p.ravel()[idx_p]], table[code_g.ravel()[idx_g]]
     else:
         edge_p, edge_g = _edge_voxels(cp), _edge_voxels(cg)
-        area_p, area_g = np.ones(int(edge_p.sum())), np.ones(int(edge_g.sum()))
-        shape = cp.shape
-    pts_p, pts_g = np.argwhere(edge_p), np.argwhere(edge_g)
+        idx_p, idx_g = np.flatnonzero(edge_p), np.flatnonzero(edge_g)
+        area_p, area_g = np.ones(idx_p.size), np.ones(idx_g.size)
+    shape = edge_p.shape
+    pts_p = np.stack(np.unravel_index(idx_p, shape), axis=1)
+    pts_g = np.stack(np.unravel_index(idx_g, shape), axis=1)
     p = DISTANCE_METRICS[distance_metric]
-    d_gp = _nearest(pts_g, pts_p, sp, p, shape)
-    d_pg = _nearest(pts_p, pts_g, sp, p, shape)
+    # a surfel lying on the other surface is at distance 0: only the others need a nearest-point query
+    d_gp = _nearest_skipping_shared(pts_g, pts_p, edge_p.ravel()[idx_g], sp, p, shape)
+    d_pg = _nearest_skipping_shared(pts_p, pts_g, edge_g.ravel()[idx_p], sp, p, shape)
     return SurfaceDistances(d_gp, d_pg, area_g, area_p, convention)
 
 
@@ -299,10 +337,14 @@ def _monai_one_sided(sd: SurfaceDistances, pred_to_gt: bool) -> np.ndarray:
     MONAI returns, when the reference edges are empty, inf for every *query* edge, and when the query is empty
     but the reference is not, inf for every *reference* edge; both empty -> no distances. Values are float32.
     """
-    q, r = (sd.distances_pred_to_gt, sd.distances_gt_to_pred) if pred_to_gt else (sd.distances_gt_to_pred, sd.distances_pred_to_gt)
+    q, r = (
+        (sd.distances_pred_to_gt, sd.distances_gt_to_pred)
+        if pred_to_gt
+        else (sd.distances_gt_to_pred, sd.distances_pred_to_gt)
+    )
     if q.size and r.size:
         return q.astype(np.float32)
-    return np.full(q.size + r.size if not q.size else q.size, np.inf, dtype=np.float32)
+    return np.full(q.size if q.size else r.size, np.inf, dtype=np.float32)
 
 
 def monai_hausdorff(

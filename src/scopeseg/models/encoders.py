@@ -28,7 +28,9 @@ class SameConv2d(nn.Conv2d):
     not (1, 1), so symmetric PyTorch padding would shift every feature map by a pixel.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1, bias: bool = False):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1, bias: bool = False
+    ):
         static = (kernel_size - 1) // 2 if stride == 1 else 0  # stride 1, odd k: SAME is symmetric
         super().__init__(in_ch, out_ch, kernel_size, stride, padding=static, groups=groups, bias=bias)
 
@@ -38,8 +40,9 @@ class SameConv2d(nn.Conv2d):
             return super().forward(x)
         k = self.kernel_size[0]
         ih, iw = x.shape[-2], x.shape[-1]
-        ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
-        pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+        # (ceil(i / s) - 1) * s + k - i, in integer ops only (export-friendly for symbolic sizes)
+        ph = max(k - ((ih - 1) % s + 1), 0)
+        pw = max(k - ((iw - 1) % s + 1), 0)
         if ph or pw:
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
         return super().forward(x)
@@ -87,7 +90,11 @@ _LITE_STAGES = (  # efficientnet_lite_builder.py: r1_k3_s11_e1_i32_o16, r2_k3_s2
     _Stage(1, 3, 1, 6, 320),
 )
 #: (width, depth) multipliers; the input resolution each was trained at is 224 / 240 / 260
-LITE_VARIANTS: dict[str, tuple[float, float]] = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+LITE_VARIANTS: dict[str, tuple[float, float]] = {
+    "lite0": (1.0, 1.0),
+    "lite1": (1.0, 1.1),
+    "lite2": (1.1, 1.2),
+}
 _LITE_TAPS = (0, 1, 2, 4, 6)  # stages whose last block output is a feature map (strides 2, 4, 8, 16, 32)
 
 
@@ -102,7 +109,9 @@ def _round_filters(c: int, width: float, divisor: int = 8) -> int:
 class MBConvBlock(nn.Module):
     """Inverted residual without squeeze-excite (EfficientNet-Lite): expand 1x1, depthwise kxk, project 1x1."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, bn_eps: float, bn_momentum: float):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int, expand: int, bn_eps: float, bn_momentum: float
+    ):
         super().__init__()
         mid = cin * expand
         if expand != 1:
@@ -139,11 +148,18 @@ class EfficientNetLiteEncoder(Encoder):
     input_mean = (127.0 / 255.0,) * 3
     input_std = (128.0 / 255.0,) * 3
 
-    def __init__(self, variant: str = "lite0", in_channels: int = 3, drop_connect_rate: float = 0.0,
-                 bn_momentum: float = 0.1):
+    def __init__(
+        self,
+        variant: str = "lite0",
+        in_channels: int = 3,
+        drop_connect_rate: float = 0.0,
+        bn_momentum: float = 0.1,
+    ):
         super().__init__()
         if variant not in LITE_VARIANTS:
-            raise ModelError(f"unknown EfficientNet-Lite variant {variant!r} (known: {', '.join(LITE_VARIANTS)})")
+            raise ModelError(
+                f"unknown EfficientNet-Lite variant {variant!r} (known: {', '.join(LITE_VARIANTS)})"
+            )
         width, depth = LITE_VARIANTS[variant]
         self.variant = variant
         self.weight_name = f"efficientnet-{variant}"
@@ -159,7 +175,9 @@ class EfficientNetLiteEncoder(Encoder):
             cout = _round_filters(st.out, width)
             reps = st.repeats if i in (0, last) else int(math.ceil(depth * st.repeats))
             for r in range(reps):
-                blocks.append(MBConvBlock(cin, cout, st.kernel, st.stride if r == 0 else 1, st.expand, eps, bn_momentum))
+                blocks.append(
+                    MBConvBlock(cin, cout, st.kernel, st.stride if r == 0 else 1, st.expand, eps, bn_momentum)
+                )
                 cin = cout
             if i in _LITE_TAPS:
                 taps.append(len(blocks) - 1)
@@ -200,7 +218,11 @@ class InvertedResidual(nn.Module):
         super().__init__()
         mid = cin * expand
         layers: list[nn.Module] = [_conv_bn_relu6(cin, mid, 1)] if expand != 1 else []
-        layers += [_conv_bn_relu6(mid, mid, 3, stride, groups=mid), nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        layers += [
+            _conv_bn_relu6(mid, mid, 3, stride, groups=mid),
+            nn.Conv2d(mid, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
@@ -208,7 +230,15 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.residual else self.conv(x)
 
 
-_MBV2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_MBV2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 _MBV2_TAPS = (1, 3, 6, 13, 18)  # last index of features[:2], [2:4], [4:7], [7:14], [14:]
 
 
@@ -278,8 +308,9 @@ def split_head(state_dict: dict[str, torch.Tensor], drop_prefixes: Sequence[str]
     return keep, dropped
 
 
-def load_pretrained_encoder(module: Encoder, weight_name: str | None = None,
-                            state_dict: dict[str, torch.Tensor] | None = None) -> list[str]:
+def load_pretrained_encoder(
+    module: Encoder, weight_name: str | None = None, state_dict: dict[str, torch.Tensor] | None = None
+) -> list[str]:
     """Load ImageNet weights into ``module`` strictly after dropping the head keys; returns the dropped keys.
 
     ``state_dict`` defaults to the installed weights ``weight_name`` (default: the module's own).
@@ -296,9 +327,11 @@ def load_pretrained_encoder(module: Encoder, weight_name: str | None = None,
     shapes = sorted(k for k in set(own) & set(keep) if tuple(own[k].shape) != tuple(keep[k].shape))
     if missing or unexpected or shapes:
         what = type(module).__name__ + (f"({module.variant})" if hasattr(module, "variant") else "")
-        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
-                 f"{len(shapes)} with other shapes (e.g. {shapes[0]})" if shapes else ""]
+        parts = [
+            f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+            f"{len(shapes)} with other shapes (e.g. {shapes[0]})" if shapes else "",
+        ]
         raise ModelError(f"weights {weight_name!r} do not fit {what}: " + ", ".join(p for p in parts if p))
     module.load_state_dict(keep, strict=True)
     return sorted(dropped)

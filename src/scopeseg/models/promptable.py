@@ -59,8 +59,13 @@ class PromptableSAM(nn.Module):
     ):
         super().__init__()
         self.image_encoder = TinyViT(
-            img_size=img_size, embed_dims=tuple(embed_dims), depths=tuple(depths), num_heads=tuple(num_heads),
-            window_sizes=tuple(window_sizes), patch_kernel=patch_kernel, out_chans=prompt_dim,
+            img_size=img_size,
+            embed_dims=tuple(embed_dims),
+            depths=tuple(depths),
+            num_heads=tuple(num_heads),
+            window_sizes=tuple(window_sizes),
+            patch_kernel=patch_kernel,
+            out_chans=prompt_dim,
         )
         grid = self.image_encoder.out_size
         self.prompt_encoder = PromptEncoder(prompt_dim, (grid, grid), (img_size, img_size), mask_in_chans)
@@ -115,15 +120,21 @@ def load_released_weights(model: nn.Module, weight_name: str) -> None:
     try:
         from . import weights
     except ImportError as e:  # pragma: no cover - the weights module ships with the package
-        raise ModelError(f"cannot load pretrained {weight_name!r}: weights module unavailable ({e})") from None
+        raise ModelError(
+            f"cannot load pretrained {weight_name!r}: weights module unavailable ({e})"
+        ) from None
     state = clean_state_dict(weights.load_state_dict(weight_name))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ModelError(f"weights {weight_name!r} do not match the model: {str(e).splitlines()[0]}") from None
+        raise ModelError(
+            f"weights {weight_name!r} do not match the model: {str(e).splitlines()[0]}"
+        ) from None
 
 
-def _build(defaults: dict[str, Any], weight_name: str, pretrained: bool, arch: dict[str, Any]) -> PromptableSAM:
+def _build(
+    defaults: dict[str, Any], weight_name: str, pretrained: bool, arch: dict[str, Any]
+) -> PromptableSAM:
     cfg = {**TINYVIT_5M, **defaults, **arch}
     try:
         model = PromptableSAM(**cfg)
@@ -132,22 +143,28 @@ def _build(defaults: dict[str, Any], weight_name: str, pretrained: bool, arch: d
     if pretrained:
         norm = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
         if any(norm.get(k, v) != v for k, v in {**TINYVIT_5M, **defaults}.items() if k != "preprocess"):
-            raise ModelError(f"pretrained {weight_name!r} weights need the default architecture; pass pretrained=False")
+            raise ModelError(
+                f"pretrained {weight_name!r} weights need the default architecture; pass pretrained=False"
+            )
         load_released_weights(model, weight_name)
     return model.eval()
 
 
 @register_model(
-    "litemedsam", family="promptable",
+    "litemedsam",
+    family="promptable",
     description="LiteMedSAM (TinyViT + SAM decoder, 256^2, medical box-prompted; Apache-2.0 weights)",
 )
 def litemedsam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
     """LiteMedSAM: 1x1 stride-1 patch embed at 256^2, min-max image normalisation (MedSAM recipe)."""
-    return _build({"img_size": 256, "patch_kernel": 1, "preprocess": "medsam"}, "litemedsam", pretrained, arch)
+    return _build(
+        {"img_size": 256, "patch_kernel": 1, "preprocess": "medsam"}, "litemedsam", pretrained, arch
+    )
 
 
 @register_model(
-    "mobilesam", family="promptable",
+    "mobilesam",
+    family="promptable",
     description="MobileSAM (TinyViT-5M + SAM decoder, 1024^2, general images; Apache-2.0 weights)",
 )
 def mobilesam(pretrained: bool = True, **arch: Any) -> PromptableSAM:

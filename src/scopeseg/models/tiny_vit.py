@@ -262,3 +262,23 @@ class TinyViT(nn.Module):
         b, _, c = x.shape
         x = x.view(b, self.out_size, self.out_size, c).permute(0, 3, 1, 2)
         return self.neck(x)
+
+
+def fuse_conv_bn(module: nn.Module) -> nn.Module:
+    """Fold every ``Conv2dBN`` (eval BatchNorm) into one biased conv, in place; for inference copies only.
+
+    Numerically equal up to float rounding; the state-dict keys change, so never save a fused model.
+    """
+    for name, child in list(module.named_children()):
+        if isinstance(child, Conv2dBN):
+            c, bn = child.c, child.bn
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
+                              groups=c.groups, bias=True)
+            with torch.no_grad():
+                fused.weight.copy_(c.weight * scale[:, None, None, None])
+                fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            setattr(module, name, fused)
+        else:
+            fuse_conv_bn(child)
+    return module

@@ -87,6 +87,11 @@ def _monai_unet(backbone: str, classes, num_classes, pretrained: bool) -> Segmen
         raise ModelError(f"no ImageNet weights for {backbone} exist here; use pretrained=false or a unet-lite*/unet-mbv2 model")
     out, classes = _num_outputs(classes, num_classes)
     net = FlexibleUNet(in_channels=3, out_channels=out, backbone=backbone, pretrained=False)
+    # MONAI's encoder keeps the classifier-side layers it never runs; drop them (no dead weights in
+    # checkpoints, and DDP needs every parameter to receive a gradient)
+    for attr in ("_conv_head", "_bn1", "_fc"):
+        if hasattr(net.encoder, attr):
+            setattr(net.encoder, attr, nn.Identity())
     return SegmentationUNet(net, out, classes)
 
 
@@ -108,7 +113,7 @@ def _encoder_unet(kind: str, variant: str | None, weight_name: str, classes, num
     if pretrained:
         encoders.load_pretrained_encoder(enc, weight_name)
     net = EncoderUNet(enc, enc.out_channels, out)
-    model = SegmentationUNet(net, out, classes)
+    model = SegmentationUNet(net, out, classes, mean=enc.input_mean, std=enc.input_std)
     model.encoder_weights = weight_name if pretrained else None
     return model
 

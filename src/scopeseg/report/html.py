@@ -137,7 +137,9 @@ class HtmlReport:
         self._blocks.append(self._figure_html("image/png", data, caption, None))
         return self
 
-    def image(self, rgb: np.ndarray, caption: str = "", max_width: int | None = 480, fmt: str = "jpeg") -> HtmlReport:
+    def image(
+        self, rgb: np.ndarray, caption: str = "", max_width: int | None = 480, fmt: str = "jpeg"
+    ) -> HtmlReport:
         """Append an RGB (or grey/bool) array as an inline JPEG (``fmt='png'`` for lossless)."""
         mime, data = _encode_image(rgb, fmt)
         self._blocks.append(self._figure_html(mime, data, caption, max_width))

@@ -15,17 +15,33 @@ GT_COLOR = (0, 200, 255)
 
 
 def read_curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
-    """metric -> [(step or epoch, value)] from Lightning's CSV log."""
-    path = Path(run_dir) / "logs" / "csv" / "metrics.csv"
+    """metric -> [(step or epoch, value)] from Lightning's CSV logs (the run's and its resumes', in order)."""
     curves: dict[str, list[tuple[float, float]]] = {}
-    if not path.is_file():
-        return curves
+    for path in csv_logs(run_dir):
+        _read_csv(path, curves)
+    return curves
+
+
+def csv_logs(run_dir: Path) -> list[Path]:
+    """``logs/csv/metrics.csv`` then ``logs/csv-resume1/metrics.csv``, ... (those that exist)."""
+    logs = Path(run_dir) / "logs"
+    parts = [logs / "csv"] + sorted(
+        logs.glob("csv-resume*"), key=lambda p: int(p.name.rsplit("resume", 1)[1])
+    )
+    return [p / "metrics.csv" for p in parts if (p / "metrics.csv").is_file()]
+
+
+def _read_csv(path: Path, curves: dict[str, list[tuple[float, float]]]) -> None:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             for key, val in row.items():
                 if key in ("epoch", "step") or val in ("", None):
                     continue
-                x = float(row["epoch"]) if key.endswith("_epoch") or key.startswith("val_") else float(row["step"])
+                x = (
+                    float(row["epoch"])
+                    if key.endswith("_epoch") or key.startswith("val_")
+                    else float(row["step"])
+                )
                 curves.setdefault(key, []).append((x, float(val)))
     return curves
 
@@ -72,8 +88,15 @@ def _confusion_figure(cm: np.ndarray, names: list[str]):
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     fig.tight_layout()
@@ -95,10 +118,18 @@ def training_report(run_dir: Path, cfg, result: dict[str, Any], ds) -> Path:
     colors = {i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(names))}
     rep = HtmlReport(f"scopeseg training report: {cfg.model}")
     s = result["summary"]
-    rep.paragraph(f"Run folder: {run_dir}. Best checkpoint (highest validation Dice): {Path(run_dir) / 'best'}. "
-                  f"Evaluated on {s['images']} validation images at their own size.")
-    rep.metrics({"Dice (mean per image)": s["dice_mean_per_image"], "IoU (mean per image)": s["iou_mean_per_image"],
-                 "Dice (pooled)": s["dice_pooled_foreground"], "IoU (pooled)": s["iou_pooled_foreground"]})
+    rep.paragraph(
+        f"Run folder: {run_dir}. Best checkpoint (highest validation Dice): {Path(run_dir) / 'best'}. "
+        f"Evaluated on {s['images']} validation images at their own size."
+    )
+    rep.metrics(
+        {
+            "Dice (mean per image)": s["dice_mean_per_image"],
+            "IoU (mean per image)": s["iou_mean_per_image"],
+            "Dice (pooled)": s["dice_pooled_foreground"],
+            "IoU (pooled)": s["iou_pooled_foreground"],
+        }
+    )
     rep.paragraph("Conventions: " + "; ".join(f"{k}: {v}" for k, v in s["conventions"].items()) + ".")
     curves = read_curves(run_dir)
     if curves:
@@ -112,10 +143,16 @@ def training_report(run_dir: Path, cfg, result: dict[str, Any], ds) -> Path:
         ex = result["examples"].get(which) or []
         if ex:
             rep.heading(f"{which.capitalize()} examples (left: ground truth, right: prediction)")
-            rep.images([(example_panel(img, gt, pred, colors), f"{r['file_name']}: Dice {r['dice']:.3f}")
-                        for r, (img, gt, pred) in ex])
+            rep.images(
+                [
+                    (example_panel(img, gt, pred, colors), f"{r['file_name']}: Dice {r['dice']:.3f}")
+                    for r, (img, gt, pred) in ex
+                ]
+            )
     rep.heading("Per image")
-    rep.table(sorted(result["per_image"], key=lambda r: r["dice"]), columns=["image_id", "file_name", "dice", "iou"])
+    rep.table(
+        sorted(result["per_image"], key=lambda r: r["dice"]), columns=["image_id", "file_name", "dice", "iou"]
+    )
     rep.heading("Config")
     rep.code(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return rep.save(Path(run_dir) / "report.html")

@@ -47,6 +47,16 @@ def resolve_resume(resume: str | None) -> str | None:
     return str(ckpt)
 
 
+def _log_version(run_dir: Path, resuming: bool) -> str:
+    """``csv`` for a fresh run; ``csv-resumeN`` when resuming, so earlier logs are kept (Lightning overwrites)."""
+    if not resuming:
+        return "csv"
+    n = 1
+    while (run_dir / "logs" / f"csv-resume{n}").exists():
+        n += 1
+    return f"csv-resume{n}"
+
+
 def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice", mode: str = "max"):
     """Lightning Trainer with our callbacks: best/last checkpoints, early stop, logs, progress bar."""
     import lightning as L
@@ -65,8 +75,9 @@ def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice",
     show = progress.enabled()
     if show:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every // 2)))
-    loggers = [CSVLogger(str(run_dir), name="logs", version="csv"),
-               TensorBoardLogger(str(run_dir), name="logs", version="tb", default_hp_metric=False)]
+    version = _log_version(run_dir, bool(cfg.resume))
+    loggers = [CSVLogger(str(run_dir), name="logs", version=version),
+               TensorBoardLogger(str(run_dir), name="logs", version=version.replace("csv", "tb"), default_hp_metric=False)]
     kwargs: dict[str, Any] = {}
     if cfg.max_minutes:
         kwargs["max_time"] = {"minutes": cfg.max_minutes}

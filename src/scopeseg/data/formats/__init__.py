@@ -21,6 +21,17 @@ from ._base import ConversionReport, load_class_table, load_mapping
 #: module names in the order ``scopeseg convert --help`` lists them
 MODULES = (
     "mask_folder",
+    "endovis17",
+    "endovis18",
+    "cholecseg8k",
+    "labelme",
+    "endoscapes",
+    "medsam_npz",
+    "polygons",
+    "detectron2",
+    "coco_video",
+    "tapis",
+    "video",
 )
 COCO = "coco"
 
@@ -52,8 +63,15 @@ def list_formats() -> list[dict[str, Any]]:
     for name, mod in registry().items():
         if name != mod.NAME:
             continue
-        seen.append({"name": name, "description": mod.DESCRIPTION, "to_coco": hasattr(mod, "to_coco"),
-                     "from_coco": hasattr(mod, "from_coco"), "aliases": list(getattr(mod, "ALIASES", ()))})
+        seen.append(
+            {
+                "name": name,
+                "description": mod.DESCRIPTION,
+                "to_coco": hasattr(mod, "to_coco"),
+                "from_coco": hasattr(mod, "from_coco"),
+                "aliases": list(getattr(mod, "ALIASES", ())),
+            }
+        )
     return seen
 
 
@@ -91,18 +109,27 @@ def _call(mod: ModuleType, fn_name: str, src: Any, dst: Any, opts: dict[str, Any
     fn = getattr(mod, fn_name, None)
     if fn is None:
         what = "import" if fn_name == "to_coco" else "export"
-        raise ConfigError(f"format {mod.NAME!r} cannot {what} ({'to' if fn_name == 'from_coco' else 'from'} coco)")
+        raise ConfigError(
+            f"format {mod.NAME!r} cannot {what} ({'to' if fn_name == 'from_coco' else 'from'} coco)"
+        )
     params = inspect.signature(fn).parameters
     given = {k: v for k, v in opts.items() if v is not None}
     bad = sorted(set(given) - set(params))
     if bad:
         allowed = sorted(p for p in params if p not in ("src", "dst"))
-        raise ConfigError(f"format {mod.NAME!r} ({fn_name}) has no option {bad[0]!r}; its options: {', '.join(allowed)}")
+        raise ConfigError(
+            f"format {mod.NAME!r} ({fn_name}) has no option {bad[0]!r}; its options: {', '.join(allowed)}"
+        )
     return fn(src, dst, **given)
 
 
-def convert(src: str | Path, dst: str | Path, from_format: str | None = None, to_format: str | None = None,
-            **opts: Any) -> ConversionReport:
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    from_format: str | None = None,
+    to_format: str | None = None,
+    **opts: Any,
+) -> ConversionReport:
     """Convert ``src`` (format ``from_format``, auto-detected when None) to ``to_format`` (default: coco).
 
     ``coco`` on either side means the canonical data set; two foreign formats are chained through a temp
@@ -129,5 +156,13 @@ def convert(src: str | Path, dst: str | Path, from_format: str | None = None, to
     return second
 
 
-__all__ = ["ConversionReport", "convert", "detect", "get_format", "list_formats", "load_class_table",
-           "load_mapping", "registry"]
+__all__ = [
+    "ConversionReport",
+    "convert",
+    "detect",
+    "get_format",
+    "list_formats",
+    "load_class_table",
+    "load_mapping",
+    "registry",
+]

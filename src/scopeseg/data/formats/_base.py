@@ -22,9 +22,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
+from ...io import _json_default as json_default
 from ...io import atomic_dir, read_image, write_image
 from .. import rle as rle_utils
 from ..coco import ANNOTATION_FILE, CocoDataset
+from ._labels import (  # noqa: F401 - re-exported for the format modules
+    color_to_label_map,
+    label_map_rles,
+    semantic_label_map,
+    value_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,7 @@ class CocoWriter:
         self._cat_by_name: dict[str, int] = {}
         self._used_mapping: set[str] = set()
         self._next_ann = 1
+        self._next_image = 1
         self._ann_file = open(self.root / ".annotations.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 
     # --------------------------------------------------------------- tables
@@ -191,7 +199,10 @@ class CocoWriter:
         return self._video_by_name[name]
 
     def add_image(self, file_name: str, height: int, width: int, **kw: Any) -> int:
-        iid = kw.pop("id", None) or len(self.images) + 1
+        iid = kw.pop("id", None)
+        if iid is None:
+            iid = self._next_image
+        self._next_image = max(self._next_image, int(iid) + 1)
         if iid in self.images:
             raise DataError(f"duplicate image id {iid}", file_name)
         self.images[iid] = {
@@ -222,10 +233,6 @@ class CocoWriter:
             rle = rle_utils.compress(rle)
         return self._write_ann(image_id, cid, rle, kw)
 
-    def add_fortran_mask(self, image_id: int, category_id: int, mask_t: np.ndarray, **kw: Any) -> int | None:
-        """Like ``add_annotation`` for a transposed mask (``W×H`` C-order = ``H×W`` Fortran order): no copy."""
-        return self.add_annotation(image_id, category_id, _encode_transposed(mask_t), **kw)
-
     def _write_ann(self, image_id: int, cid: int, rle: dict, extra: dict) -> int:
         aid = self._next_ann
         self._next_ann += 1
@@ -239,7 +246,7 @@ class CocoWriter:
             "iscrowd": 0,
             **extra,
         }
-        self._ann_file.write(json.dumps(rec, separators=(",", ":"), default=_json_default) + "\n")
+        self._ann_file.write(json.dumps(rec, separators=(",", ":"), default=json_default) + "\n")
         self.report.count("annotations")
         return aid
 
@@ -254,23 +261,32 @@ class CocoWriter:
     ) -> None:
         """One annotation per class value present in a label map (values in ``ignore`` stay unlabelled).
 
+        All classes are encoded from one pass over the map's column-major runs (no per-class mask).
         Unknown values raise ``DataError`` naming the file, the value and its pixel count.
         """
+        self.add_value_rles(image_id, label_map_rles(label_map), value_to_cat, ignore, path, **kw)
+
+    def add_value_rles(
+        self,
+        image_id: int,
+        rles: dict[int, dict],
+        value_to_cat: dict[int, int],
+        ignore: Iterable[int] = (),
+        path: str | Path | None = None,
+        **kw: Any,
+    ) -> None:
+        """``add_label_map`` for RLEs already split by value (``label_map_rles``, e.g. made in a worker)."""
         ignore = set(ignore)
-        counts = _value_counts(label_map)
-        present = [int(v) for v in np.flatnonzero(counts) if int(v) not in ignore]
-        unknown = [v for v in present if v not in value_to_cat]
+        unknown = [v for v in rles if v not in ignore and v not in value_to_cat]
         if unknown:
             v = unknown[0]
             raise DataError(
-                f"unknown class value {v} ({int(counts[v])} pixels); known values: {sorted(value_to_cat)}",
+                f"unknown class value {v} ({rle_utils.area(rles[v])} pixels); known values: {sorted(value_to_cat)}",
                 path,
             )
-        if not present:
-            return
-        lab_t = np.ascontiguousarray(label_map.T)
-        for v in present:
-            self.add_fortran_mask(image_id, value_to_cat[v], lab_t == v, **kw)
+        for v, rle in rles.items():
+            if v not in ignore:
+                self.add_annotation(image_id, value_to_cat[v], rle, **kw)
 
     # --------------------------------------------------------------- images
     def place_image(self, src: str | Path, rel: str) -> Path:
@@ -297,7 +313,7 @@ class CocoWriter:
             head["videos"] = list(self.videos.values())
         head["images"] = list(self.images.values())
         with open(self.root / ANNOTATION_FILE, "w", encoding="utf-8") as out:
-            out.write(json.dumps(head, separators=(",", ":"), default=_json_default)[:-1])
+            out.write(json.dumps(head, separators=(",", ":"), default=json_default)[:-1])
             out.write(',"annotations":[')
             with open(ann_path, encoding="utf-8") as lines:
                 for i, line in enumerate(lines):
@@ -306,7 +322,7 @@ class CocoWriter:
                     out.write(line.rstrip("\n"))
             out.write('],"categories":')
             cats = [self.categories[k] for k in sorted(self.categories)]
-            out.write(json.dumps(cats, separators=(",", ":"), default=_json_default))
+            out.write(json.dumps(cats, separators=(",", ":"), default=json_default))
             out.write("}")
         ann_path.unlink()
 
@@ -338,18 +354,6 @@ def write_png(path: str | Path, arr: np.ndarray) -> Path:
     return write_image(path, arr)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _rank_frames(images: dict[int, dict]) -> None:
     by_video: dict[Any, list[tuple[Any, str, int]]] = defaultdict(list)
     for iid, im in images.items():
@@ -358,23 +362,6 @@ def _rank_frames(images: dict[int, dict]) -> None:
     for items in by_video.values():
         for rank, (_n, _f, iid) in enumerate(sorted(items)):
             images[iid]["frame_index"] = rank
-
-
-def _value_counts(label_map: np.ndarray) -> np.ndarray:
-    if label_map.dtype == np.uint8 or label_map.dtype == np.uint16:
-        return np.bincount(label_map.ravel(), minlength=2)
-    if label_map.min() < 0:
-        raise DataError(f"label map has negative values (min {label_map.min()})")
-    return np.bincount(label_map.ravel().astype(np.int64), minlength=2)
-
-
-def _encode_transposed(mask_t: np.ndarray) -> dict:
-    from pycocotools import mask as mask_utils
-
-    m = mask_t.view(np.uint8) if mask_t.dtype == bool else mask_t.astype(np.uint8)
-    rle = mask_utils.encode(m.T)  # m.T is H×W Fortran-ordered: no copy
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
 
 
 @contextlib.contextmanager
@@ -441,64 +428,44 @@ def check_size(mask: np.ndarray, size: tuple[int, int], path: str | Path, what: 
         )
 
 
-def rgb_codes(rgb: np.ndarray) -> np.ndarray:
-    """``H×W×3`` uint8 -> ``H×W`` uint32 ``r<<16 | g<<8 | b``."""
-    rgb = rgb[..., :3]
-    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-
-
-def color_to_label_map(
-    rgb: np.ndarray,
-    colors: dict[tuple[int, int, int], int],
-    path: str | Path | None,
-    ignore_colors: Iterable[tuple[int, int, int]] = (),
-) -> np.ndarray:
-    """Color-coded mask -> ``H×W`` label map (values from ``colors``; ignored colors -> 65535).
-
-    Unknown colors raise ``DataError`` with the first unknown color and its pixel count.
-    """
-    if rgb.ndim != 3 or rgb.shape[2] < 3:
-        raise DataError(f"expected an RGB color-coded mask, got shape {rgb.shape}", path)
-    codes = rgb_codes(rgb)
-    lab = np.full(codes.shape, 65534, dtype=np.uint16)
-    for color, value in list(colors.items()) + [(c, 65535) for c in ignore_colors]:
-        code = (int(color[0]) << 16) | (int(color[1]) << 8) | int(color[2])
-        lab[codes == code] = value
-    bad = lab == 65534
-    if bad.any():
-        code = int(codes[bad][0])
-        color = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
-        n = int((codes == code).sum())
-        raise DataError(
-            f"unknown color {color} ({n} pixels, {int(bad.sum())} unknown in all); "
-            f"known colors: {sorted(colors)[:16]}",
-            path,
-        )
-    return lab
-
-
-def semantic_label_map(
-    ds: CocoDataset, image_id: int, value_of: dict[int, int], fill: int = 0, dtype: Any = np.uint8
-) -> np.ndarray:
-    """Rasterise an image's annotations to a label map (later annotations win, DESIGN contract)."""
-    im = ds.images[image_id]
-    out = np.full((int(im["height"]), int(im["width"])), fill, dtype=dtype)
-    for a in ds.image_anns(image_id):
-        v = value_of.get(a["category_id"])
-        if v is None:
-            continue
-        out[ds.mask(a)] = v
-    return out
-
-
-def iter_with_progress(items: Sequence, description: str) -> Iterator:
+def iter_with_progress(items: Iterable, description: str, total: int | None = None) -> Iterator:
     from ...progress import track
 
-    yield from track(items, description=description, total=len(items))
+    yield from track(items, description=description, total=len(items) if total is None else total)  # type: ignore[arg-type]
 
 
-def relative_name(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+def prefetch(fn: Any, items: Sequence, workers: int = 2, depth: int = 4) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(item, fn(item))`` in order while up to ``depth`` later items are decoded in threads.
+
+    Image decoding (OpenCV/PIL/zlib) releases the GIL, so reading the next masks overlaps encoding the
+    current one; memory stays bounded by ``depth`` frames. An error surfaces when its item is reached.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: deque = deque()
+    try:
+        it = iter(items)
+        for item in it:
+            pending.append((item, pool.submit(fn, item)))
+            if len(pending) >= depth:
+                break
+        while pending:
+            item, fut = pending.popleft()
+            nxt = next(it, _END)
+            if nxt is not _END:
+                pending.append((nxt, pool.submit(fn, nxt)))
+            yield item, fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_END = object()
 
 
 def require_dir(src: str | Path, what: str) -> Path:

@@ -14,12 +14,14 @@ import numpy as np
 
 from ...errors import ConfigError, DataError
 from ...io import image_size, is_image, read_image
+from .. import rle as rle_utils
 from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
     color_to_label_map,
     iter_with_progress,
+    label_map_rles,
     last_number,
     link_or_copy,
     list_images,
@@ -29,8 +31,10 @@ from ._base import (
     natural_key,
     open_export,
     open_output,
+    prefetch,
     require_dir,
     semantic_label_map,
+    value_counts,
     write_png,
 )
 
@@ -182,7 +186,10 @@ class _Encoder:
                     self._declared.add(c["id"])
         self.writer.info["mask_encoding"] = {"format": NAME, "mode": self.mode}
 
-    def encode(self, image_id: int, mask: np.ndarray, path: Path, size: tuple[int, int]) -> None:
+    def encode(
+        self, image_id: int, mask: np.ndarray, path: Path, size: tuple[int, int], rles: dict | None = None
+    ) -> None:
+        """Annotations of one mask; ``rles`` (``label_map_rles`` of a single-channel mask) saves re-encoding."""
         check_size(mask, size, path)
         if self.mode == "auto":
             self.mode = _guess_mode(mask, path, self.table)
@@ -199,54 +206,54 @@ class _Encoder:
             raise DataError(
                 f"RGB mask in a folder of {self.mode} masks (pass --mask-mode color and --classes)", path
             )
+        if self.mode == "binary" and path.suffix.lower() in LOSSY:
+            self._jpeg(image_id, mask, path)
+            return
+        if rles is None:
+            rles = label_map_rles(mask if mask.dtype in (np.uint8, np.uint16) else mask.astype(np.int64))
         if self.mode == "binary":
-            self._binary(image_id, mask, path)
+            self._binary(image_id, rles, path)
         else:
-            self._index(image_id, mask, path)
+            self._index(image_id, rles, path)
 
-    def _binary(self, image_id: int, mask: np.ndarray, path: Path) -> None:
-        if path.suffix.lower() in LOSSY:
-            n_grey = int(np.count_nonzero((mask != 0) & (mask != 255)))
-            if n_grey:
-                self.report.warn(
-                    "lossy JPEG mask thresholded at 128: pixels neither 0 nor 255 were rounded", path
-                )
-                self.report.count("jpeg_grey_pixels", n_grey)
-            fg = mask >= 128
-        else:
-            vals = (
-                np.flatnonzero(np.bincount(mask.ravel(), minlength=2))
-                if mask.dtype in (np.uint8, np.uint16)
-                else np.unique(mask)
+    def _jpeg(self, image_id: int, mask: np.ndarray, path: Path) -> None:
+        counts = value_counts(mask)
+        n_grey = int(counts[1:255].sum())
+        if n_grey:
+            self.report.warn(
+                "lossy JPEG mask thresholded at 128: pixels neither 0 nor 255 were rounded", path
             )
-            extra = set(vals.tolist()) - {0}
-            if len(extra) > 1 or (extra and self.binary_value is not None and extra != {self.binary_value}):
-                raise DataError(
-                    f"mask values {sorted(set(vals.tolist()))} are not binary (0/255 or 0/1); "
-                    f"pass --mask-mode index for class-index masks",
-                    path,
-                )
-            if extra and self.binary_value is None:
-                self.binary_value = extra.pop()
-                self.writer.info["mask_encoding"]["binary_value"] = self.binary_value
-            fg = mask != 0
-        if fg.any():
-            self.writer.add_annotation(image_id, self.fg_id, fg)
+            self.report.count("jpeg_grey_pixels", n_grey)
+        if counts[128:].any():
+            self.writer.add_label_map(image_id, (mask >= 128).view(np.uint8), {1: self.fg_id}, ignore=(0,))
 
-    def _index(self, image_id: int, mask: np.ndarray, path: Path) -> None:
-        if mask.dtype not in (np.uint8, np.uint16):
-            mask = mask.astype(np.int64)
-        counts = np.bincount(mask.ravel(), minlength=2)
+    def _binary(self, image_id: int, rles: dict[int, dict], path: Path) -> None:
+        vals = set(rles)
+        extra = vals - {0}
+        if len(extra) > 1 or (extra and self.binary_value is not None and extra != {self.binary_value}):
+            raise DataError(
+                f"mask values {sorted(vals)} are not binary (0/255 or 0/1); pass --mask-mode index for "
+                f"class-index masks",
+                path,
+            )
+        if extra and self.binary_value is None:
+            self.binary_value = extra.pop()
+            self.writer.info["mask_encoding"]["binary_value"] = self.binary_value
+        if self.binary_value is not None:
+            self.writer.add_value_rles(
+                image_id, rles, {self.binary_value: self.fg_id}, ignore=(0,), path=path
+            )
+
+    def _index(self, image_id: int, rles: dict[int, dict], path: Path) -> None:
         ignore = {0} | ({self.ignore} if self.ignore is not None else set())
-        if self.ignore is not None and self.ignore < len(counts) and counts[self.ignore]:
-            self.report.count("ignored_pixels", int(counts[self.ignore]))
+        if self.ignore in rles:
+            self.report.count("ignored_pixels", rle_utils.area(rles[self.ignore]))
         if not self.table:
-            for v in np.flatnonzero(counts):
-                v = int(v)
+            for v in rles:
                 if v not in ignore and v not in self._declared:
                     self.writer.add_category(v, f"class_{v}")
                     self._declared.add(v)
-        self.writer.add_label_map(image_id, mask, {v: v for v in self._declared}, ignore=ignore, path=path)
+        self.writer.add_value_rles(image_id, rles, {v: v for v in self._declared}, ignore=ignore, path=path)
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -268,15 +275,24 @@ def to_coco(
         enc = _Encoder(mask_mode, table, ignore_value, w, report)
         if mask_mode != "auto":
             enc._declare()
-        for img, mask_path, video, rel in iter_with_progress(pairs, "mask folder"):
-            h, w_ = image_size(img)
+
+        def load(pair: tuple) -> tuple[tuple[int, int], np.ndarray, dict | None]:
+            mask = read_mask_values(pair[1])
+            single = (
+                mask.ndim == 2 and mask.dtype in (np.uint8, np.uint16) and pair[1].suffix.lower() not in LOSSY
+            )
+            return image_size(pair[0]), mask, label_map_rles(mask) if single else None
+
+        for (img, mask_path, video, rel), ((h, w_), mask, rles) in iter_with_progress(
+            prefetch(load, pairs), "mask folder", total=len(pairs)
+        ):
             kw: dict[str, Any] = {}
             if video is not None:
                 kw["video_id"] = w.add_video(video)
                 kw["frame_num"] = last_number(img.stem) if last_number(img.stem) is not None else 0
             file_name = f"images/{rel}"
             iid = w.add_image(file_name, h, w_, **kw)
-            enc.encode(iid, read_mask_values(mask_path), mask_path, (h, w_))
+            enc.encode(iid, mask, mask_path, (h, w_), rles)
             w.place_image(img, file_name)
         if enc.mode == "auto":
             raise DataError("no masks found", src)

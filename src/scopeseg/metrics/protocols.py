@@ -1,0 +1,460 @@
+"""Named evaluation protocols: a bundle of metrics, their conventions and the rules that change numbers.
+
+Why: a number is only comparable when its convention travels with it. Each protocol states, for every metric
+it reports, which reference it reproduces and with which tolerance / empty rule (``conventions``), and
+``scopeseg evaluate --protocol NAME`` writes them next to the numbers. A new convention = one entry here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..io import read_json
+from .endovis import endovis_scores
+from .inputs import Pair, input_kind, load_pairs
+from .instances import coco_evaluate, parse_frame_predictions, voc_instance_map
+from .medsam import medsam_case
+from .overlap import EMPTY_RULES, dice, iou, per_class_iou, precision, recall
+from .semantic import SemanticAccumulator
+from .surface import monai_asd, monai_hausdorff, monai_nsd, surface_distances
+from .video import davis_jf, video_overlap
+
+
+@dataclass
+class EvalResult:
+    """Aggregates, one row per item, and the convention of every number (for metrics.json and the report)."""
+
+    protocol: str
+    metrics: dict[str, Any]
+    items: list[dict[str, Any]]
+    conventions: dict[str, str]
+    params: dict[str, Any]
+    primary: list[str] = field(default_factory=list)  # per-item columns shown as distributions / worst cases
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "params": self.params,
+            "metrics": self.metrics,
+            "conventions": self.conventions,
+            "num_items": len(self.items),
+        }
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    defaults: dict[str, Any]
+    run: Callable[[Path, Path, dict[str, Any]], EvalResult]
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(name: str, description: str, **defaults: Any):
+    """Register ``fn(gt, pred, params) -> EvalResult`` as protocol ``name`` with typed default params."""
+
+    def deco(fn: Callable[[Path, Path, dict[str, Any]], EvalResult]):
+        PROTOCOLS[name] = Protocol(name, description, defaults, fn)
+        return fn
+
+    return deco
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {name!r}; choose one of {', '.join(sorted(PROTOCOLS))}")
+    return PROTOCOLS[name]
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    v = value.strip()
+    if v.lower() in ("none", "null", ""):
+        return None
+    try:
+        if isinstance(default, bool):
+            if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return v.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(v)
+        if isinstance(default, float):
+            return float(v)
+        if key == "spacing":
+            return tuple(float(s) for s in v.replace("x", ",").split(",") if s)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r}: expected {type(default).__name__}") from None
+    return v
+
+
+def protocol_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The protocol's defaults updated with ``overrides`` (strings are converted to the default's type)."""
+    proto = get_protocol(name)
+    params = dict(proto.defaults)
+    for k, v in (overrides or {}).items():
+        if k not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise ConfigError(f"protocol {name!r} has no parameter {k!r} (parameters: {known})")
+        params[k] = _coerce(k, v, proto.defaults[k])
+    return params
+
+
+def run_protocol(name: str, gt: str | Path, pred: str | Path, **overrides: Any) -> EvalResult:
+    """Evaluate ``pred`` against ``gt`` under protocol ``name``."""
+    params = protocol_params(name, overrides)
+    return get_protocol(name).run(Path(gt), Path(pred), params)
+
+
+def _nanmean(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def _summary(items: list[dict], cols: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for c in cols:
+        vals = [r[c] for r in items if c in r]
+        out[f"mean_{c}"] = _nanmean(vals)
+        n_nan = int(sum(1 for v in vals if isinstance(v, float) and math.isnan(v)))
+        if n_nan:
+            out[f"nan_{c}"] = n_nan
+    return out
+
+
+# ------------------------------------------------------------------------------------------ binary
+@register_protocol(
+    "binary",
+    "per-image foreground Dice, IoU, precision, recall, NSD, HD at a percentile and ASSD (any label > 0)",
+    tolerance=2.0,
+    percentile=95.0,
+    convention="deepmind",
+    empty="nan",
+    spacing=None,
+    score_thr=0.5,
+)
+def _binary(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    if p["convention"] not in ("deepmind", "monai"):
+        raise ConfigError(f"convention={p['convention']!r}: choose deepmind or monai")
+    if p["empty"] not in EMPTY_RULES:
+        raise ConfigError(f"empty={p['empty']!r}: choose one of {', '.join(EMPTY_RULES)}")
+    pairs, _ = load_pairs(gt, pred, p["score_thr"])
+    hd = f"hd{p['percentile']:g}"
+    rows = []
+    for pr in pairs:
+        g, q = pr.gt > 0, pr.pred > 0
+        sp = p["spacing"] or pr.spacing
+        row = {"item": pr.key, "dice": dice(q, g, p["empty"]), "iou": iou(q, g, p["empty"])}
+        row["precision"] = precision(q, g, p["empty"])
+        row["recall"] = recall(q, g, p["empty"])
+        if p["convention"] == "deepmind":
+            sd = surface_distances(q, g, sp)
+            row["nsd"] = sd.nsd(p["tolerance"])
+            row[hd] = sd.hausdorff(p["percentile"])
+            row["assd"] = sd.assd()
+        else:
+            row["nsd"] = monai_nsd(q, g, p["tolerance"], sp)
+            row[hd] = monai_hausdorff(q, g, sp, p["percentile"])
+            row["assd"] = monai_asd(q, g, sp, symmetric=True)
+        rows.append(row)
+    cols = ["dice", "iou", "precision", "recall", "nsd", hd, "assd"]
+    conv = p["convention"]
+    surf = (
+        "DeepMind surface-distance (corner surfels weighted by contour length / area)"
+        if conv == "deepmind"
+        else "MONAI default (edge voxels = mask minus erosion, weight 1, euclidean)"
+    )
+    finite_hd = [r[hd] for r in rows if math.isfinite(r[hd])]
+    metrics = _summary(rows, cols)
+    metrics[f"mean_{hd}_finite"] = _nanmean(finite_hd)
+    metrics[f"n_{hd}_inf"] = sum(1 for r in rows if math.isinf(r[hd]))
+    return EvalResult(
+        "binary",
+        metrics,
+        rows,
+        {
+            "dice/iou/precision/recall": f"per image, foreground = label > 0; empty rule '{p['empty']}': {EMPTY_RULES[p['empty']]}",
+            "nsd": f"{surf}; tolerance {p['tolerance']:g} (spacing units); both empty -> NaN, one empty -> 0",
+            hd: f"{surf}; {p['percentile']:g}th percentile, symmetric (max of both directions); one empty -> inf",
+            "assd": f"{surf}; mean of the two one-sided mean distances"
+            + (" (pooled for MONAI)" if conv == "monai" else ""),
+            "means": "nan-means over images (NaN items counted in nan_*); inf HD kept (mean_*_finite excludes it)",
+        },
+        p,
+        ["dice", "nsd", hd],
+        {"dice": True, "iou": True, "nsd": True, hd: False, "assd": False, "precision": True, "recall": True},
+    )
+
+
+# ------------------------------------------------------------------------------------- medsam-laptop
+@register_protocol(
+    "medsam-laptop",
+    "MedSAM laptop challenge: multi-class DSC and NSD (tol 2, DeepMind), NSD only when DSC > 0.2",
+    variant="cvpr24",
+    tolerance=2.0,
+)
+def _medsam(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    if p["variant"] not in ("cvpr24", "cvpr25"):
+        raise ConfigError(f"variant={p['variant']!r}: choose cvpr24 or cvpr25")
+    pairs, _ = load_pairs(gt, pred)
+    rows = []
+    for pr in pairs:
+        r = medsam_case(pr.pred, pr.gt, pr.spacing, p["variant"], p["tolerance"])
+        rows.append({"item": pr.key, "dsc": r["dsc"], "nsd": r["nsd"], "num_classes": len(r["classes"])})
+    classes = (
+        "classes 1..gt.max()"
+        if p["variant"] == "cvpr24"
+        else "classes = labels present in GT (sorted unique minus first)"
+    )
+    return EvalResult(
+        "medsam-laptop",
+        _summary(rows, ["dsc", "nsd"]),
+        rows,
+        {
+            "dsc": f"MedSAM {p['variant']} scorer: mean over {classes} of DeepMind Dice (both empty -> NaN propagates)",
+            "nsd": f"DeepMind NSD, tolerance {p['tolerance']:g}, computed only when the case DSC > 0.2 (else 0); "
+            "2D cases scored as (H, W, 1) volumes with spacing 1; 3D with the npz spacing",
+            "means": "means over cases (nan-mean; NaN cases counted in nan_*)",
+        },
+        p,
+        ["dsc", "nsd"],
+        {"dsc": True, "nsd": True},
+    )
+
+
+# ------------------------------------------------------------------------------------------ endovis
+@register_protocol(
+    "endovis",
+    "EndoVis instrument types: challenge IoU, IoU, mcIoU (TAPIS and MATIS variants)",
+    num_classes=0,
+    score_thr=0.5,
+)
+def _endovis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    pairs, info = load_pairs(gt, pred, p["score_thr"])
+    n = p["num_classes"] or (max(info["classes"]) if info["classes"] else 0)
+    if n <= 0:
+        raise DataError("no instrument classes found; pass num_classes=N", gt)
+    preds, gts = [pr.pred for pr in pairs], [pr.gt for pr in pairs]
+    tapis = endovis_scores(preds, gts, n, "tapis")
+    matis = endovis_scores(preds, gts, n, "matis")
+    names = [info["classes"].get(c, f"class {c}") for c in range(1, n + 1)]
+    rows = [
+        {"item": pr.key, "challenge_iou": c, "iou": f}
+        for pr, c, f in zip(pairs, tapis["frame_challenge_iou"], tapis["frame_iou"])
+    ]
+    metrics = {
+        "challenge_iou": tapis["challenge_iou"],
+        "iou": tapis["iou"],
+        "mciou_tapis": tapis["mciou"],
+        "mciou_matis": matis["mciou"],
+        "per_class_iou": dict(zip(names, tapis["per_class_iou"])),
+    }
+    return EvalResult(
+        "endovis",
+        metrics,
+        rows,
+        {
+            "challenge_iou": "per frame: mean IoU over classes present in the GT; frames with empty GT skipped",
+            "iou": "per frame: mean IoU over classes present in GT or prediction; frames with neither skipped",
+            "mciou_tapis": "per class: mean of its frame IoUs where it appears; classes never seen left out (TAPIS)",
+            "mciou_matis": "as mciou_tapis but a class never seen counts as 0 (MATIS compute_all_iou.py)",
+            "inputs": f"classes 1..{n}; COCO results painted by ascending score (score >= {p['score_thr']:g})",
+        },
+        p,
+        ["challenge_iou", "iou"],
+        {"challenge_iou": True, "iou": True},
+    )
+
+
+# ----------------------------------------------------------------------------------------- semantic
+@register_protocol(
+    "semantic",
+    "mmsegmentation-style mIoU / mDice / aAcc over the data set (ignore index), plus per-image mIoU",
+    num_classes=0,
+    ignore_index=255,
+    score_thr=0.5,
+)
+def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    pairs, info = load_pairs(gt, pred, p["score_thr"])
+    n = p["num_classes"] or ((max(info["classes"]) if info["classes"] else 0) + 1)
+    acc = SemanticAccumulator(n, p["ignore_index"])
+    rows = []
+    for pr in pairs:
+        acc.update(pr.pred, pr.gt)
+        ious = per_class_iou(pr.pred, pr.gt, n, "nan", p["ignore_index"])
+        rows.append({"item": pr.key, "miou": _nanmean(list(ious[1:])) if n > 1 else _nanmean(list(ious))})
+    r = acc.result()
+    names = ["background"] + [info["classes"].get(c, f"class {c}") for c in range(1, n)]
+    metrics = {
+        "miou": r["miou"],
+        "mdice": r["mdice"],
+        "aacc": r["aacc"],
+        "macc": r["macc"],
+        "per_class_iou": dict(zip(names, r["per_class_iou"])),
+        "per_class_dice": dict(zip(names, r["per_class_dice"])),
+        "mean_image_miou": _summary(rows, ["miou"])["mean_miou"],
+    }
+    return EvalResult(
+        "semantic",
+        metrics,
+        rows,
+        {
+            "miou/mdice/aacc": f"mmsegmentation IoUMetric: areas summed over the data set, {n} classes incl. "
+            f"background, GT == {p['ignore_index']} ignored, classes absent everywhere NaN and left out (fractions)",
+            "per-image miou": "per image: nan-mean IoU over foreground classes present in GT or prediction",
+        },
+        p,
+        ["miou"],
+        {"miou": True},
+    )
+
+
+# --------------------------------------------------------------------------------------------- coco
+@register_protocol(
+    "coco",
+    "COCO AP (segm and/or bbox) with faster-coco-eval: the 12 pycocotools stats and per-category AP",
+    iou_type="segm",
+)
+def _coco(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    from ..data.coco import CocoDataset
+
+    if input_kind(gt, "ground truth") != "coco" or input_kind(pred, "predictions") != "results":
+        raise DataError("the coco protocol needs COCO ground truth and a COCO results JSON", pred)
+    ds = CocoDataset.load(gt)
+    types = ["segm", "bbox"] if p["iou_type"] == "both" else [p["iou_type"]]
+    if any(t not in ("segm", "bbox") for t in types):
+        raise ConfigError(f"iou_type={p['iou_type']!r}: choose segm, bbox or both")
+    gt_dict = ds.to_dict()
+    dts = read_json(pred)
+    metrics: dict[str, Any] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for t in types:
+        r = coco_evaluate(gt_dict, dts, t, dt_source=str(pred))
+        metrics.update({f"{t}_{k}": v for k, v in r["named"].items()})
+        for cat, ap in r["per_category_ap"].items():
+            rows.setdefault(cat, {"item": cat})[f"{t}_AP"] = ap
+    return EvalResult(
+        "coco",
+        metrics,
+        list(rows.values()),
+        {
+            "AP*/AR*": "COCO (pycocotools definition, computed by faster-coco-eval): 101-point interpolated AP "
+            "averaged over IoU 0.50:0.95, area ranges and maxDets 1/10/100; -1 = undefined",
+            "per-category AP": "AP@[.5:.95], all areas, maxDets 100, per category (items table)",
+        },
+        p,
+        [f"{t}_AP" for t in types],
+        {f"{t}_AP": True for t in types},
+    )
+
+
+# -------------------------------------------------------------------------------------- tapis-map50
+@register_protocol(
+    "tapis-map50",
+    "TAPIS VOC-style mask mAP@0.5 over class-score distributions (not COCO AP50)",
+    score_key="instruments_score_dist",
+    iou_threshold=0.5,
+)
+def _tapis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    from ..data.coco import resolve_data_path
+
+    json_path, _ = resolve_data_path(gt)
+    coco_gt = read_json(json_path)
+    preds = parse_frame_predictions(read_json(pred))
+    known = {im["file_name"] for im in coco_gt.get("images", [])}
+    unknown = [k for k in preds if k not in known]
+    if preds and len(unknown) == len(preds):
+        raise DataError(
+            f"no prediction frame name matches a ground-truth file_name (e.g. {unknown[0]!r})", pred
+        )
+    r = voc_instance_map(coco_gt, preds, p["score_key"], p["iou_threshold"])
+    rows = [{"item": k, "AP": v} for k, v in r["per_class_ap"].items()]
+    return EvalResult(
+        "tapis-map50",
+        {"map": r["map"], "per_class_ap": r["per_class_ap"], "unmatched_prediction_frames": len(unknown)},
+        rows,
+        {
+            "map": f"TAPIS instance_segmentation_eval (TF object-detection PASCAL evaluator): every instance scored "
+            f"for every class with {p['score_key']}, greedy per-image matching at mask IoU >= {p['iou_threshold']:g}, "
+            "all-point interpolated AP, nan-mean over classes with GT",
+        },
+        p,
+        ["AP"],
+        {"AP": True},
+    )
+
+
+# -------------------------------------------------------------------------------------------- video
+@register_protocol(
+    "video",
+    "per-frame and per-video Dice/IoU and DAVIS-2017 J&F (objects = label values)",
+    skip_first_last=True,
+    bound_th=0.008,
+    empty="nan",
+    score_thr=0.5,
+)
+def _video(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+    pairs, _ = load_pairs(gt, pred, p["score_thr"])
+    videos: dict[str, list[Pair]] = {}
+    for pr in pairs:
+        videos.setdefault(pr.video or "video", []).append(pr)
+    rows, jm, fm = [], [], []
+    for name, frames in videos.items():
+        frames.sort(key=lambda x: (x.frame is None, x.frame if x.frame is not None else 0, x.key))
+        shapes = {f.gt.shape for f in frames}
+        if len(shapes) != 1:
+            raise DataError(f"video {name!r} has frames of different sizes {sorted(shapes)}")
+        g = np.stack([f.gt for f in frames])
+        q = np.stack([f.pred for f in frames])
+        ov = video_overlap(q > 0, g > 0, p["empty"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            skip = p["skip_first_last"] and len(frames) > 2
+            jf = davis_jf(q, g, skip_first_last=skip, bound_th=p["bound_th"])
+        jm += [o["J_mean"] for o in jf["objects"].values()]
+        fm += [o["F_mean"] for o in jf["objects"].values()]
+        rows.append(
+            {
+                "item": name,
+                "frames": len(frames),
+                "mean_frame_dice": ov["mean_frame_dice"],
+                "mean_frame_iou": ov["mean_frame_iou"],
+                "video_dice": ov["video_dice"],
+                "J&F": jf["J&F"],
+                "J": jf["J_mean"],
+                "F": jf["F_mean"],
+            }
+        )
+    j, f = _nanmean(jm), _nanmean(fm)
+    metrics = {"J&F": (j + f) / 2, "J": j, "F": f}
+    metrics.update(_summary(rows, ["mean_frame_dice", "mean_frame_iou", "video_dice"]))
+    return EvalResult(
+        "video",
+        metrics,
+        rows,
+        {
+            "J&F": f"DAVIS 2017 evaluation: J = region IoU (empty union -> 1), F = boundary F (seg2bmap, disk radius "
+            f"ceil({p['bound_th']:g} x diagonal)); per object mean over frames"
+            + (" without the first and last" if p["skip_first_last"] else "")
+            + "; J&F = (mean J_M + mean F_M) / 2 over all objects (label values) of all videos",
+            "dice/iou": f"foreground (label > 0) per frame, empty rule '{p['empty']}'; video_dice over the whole clip",
+        },
+        p,
+        ["J&F", "mean_frame_dice"],
+        {"J&F": True, "mean_frame_dice": True},
+    )
+
+
+__all__ = ["PROTOCOLS", "EvalResult", "Protocol", "get_protocol", "protocol_params", "run_protocol"]

@@ -1,0 +1,68 @@
+"""ONNX export of the encoder + prompt decoder and the ORT engine behind the same PromptPredictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scopeseg.inference.prompt_export import OrtPromptEngine, export_onnx
+from scopeseg.inference.prompt_predictor import PromptPredictor, TorchPromptEngine
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    from scopeseg.inference.prompt_calibration import default_calibration_images
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny"
+    export_onnx(tiny_model, out, calibration_images=default_calibration_images(n=2, size=(48, 64)))
+    return out
+
+
+def test_onnx_matches_torch_for_all_prompt_kinds(tiny_model, exported, scope_image):
+    torch_p = PromptPredictor(TorchPromptEngine(tiny_model))
+    ort_p = PromptPredictor(OrtPromptEngine(exported, threads=1))
+    for p in (torch_p, ort_p):
+        p.set_image(scope_image)
+    cases = [
+        {"boxes": [[10, 10, 60, 50], [30, 20, 110, 85], [0, 0, 120, 90]]},  # N=3 boxes
+        {"points": [[40, 30], [100, 80], [5, 5]], "point_labels": [1, 1, 0], "multimask": True},  # P=3
+        {"boxes": [20, 20, 90, 70], "points": [[50, 40]], "point_labels": [1]},
+    ]
+    for kw in cases:
+        a, b = torch_p.predict(**kw), ort_p.predict(**kw)
+        np.testing.assert_allclose(b.low_res_logits, a.low_res_logits, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+        assert (a.masks == b.masks).mean() > 0.999
+    first = torch_p.predict(points=[[60, 45]], point_labels=[1])
+    kw = {"points": [[60, 45], [10, 80]], "point_labels": [1, 0], "mask_input": first.low_res_logits}
+    np.testing.assert_allclose(ort_p.predict(**kw).low_res_logits, torch_p.predict(**kw).low_res_logits,
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_int8_encoder_runs_through_the_same_predictor(tiny_model, exported, scope_image):
+    fp32 = PromptPredictor(OrtPromptEngine(exported, threads=1))
+    int8 = PromptPredictor(OrtPromptEngine(exported, precision="int8", threads=1))
+    for p in (fp32, int8):
+        p.set_image(scope_image)
+    a = fp32.predict(boxes=[10, 10, 100, 80]).low_res_logits.ravel()
+    b = int8.predict(boxes=[10, 10, 100, 80]).low_res_logits.ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.9  # a random tiny net: quantisation noise only, not a quality claim
+
+
+def test_engine_refuses_missing_files(tmp_path, exported):
+    from scopeseg.errors import ModelError
+
+    with pytest.raises(ModelError, match="not an exported"):
+        OrtPromptEngine(tmp_path)
+    with pytest.raises(ModelError, match="precision"):
+        OrtPromptEngine(exported, precision="fp8")
+
+
+def test_from_pretrained_onnx_exports_a_checkpoint_once(tiny_model, tmp_path, scope_image):
+    from scopeseg.models.registry import save_pretrained
+
+    save_pretrained(tiny_model, tmp_path / "ckpt")
+    p = PromptPredictor.from_pretrained(tmp_path / "ckpt", engine="onnx", threads=1)
+    assert (tmp_path / "ckpt" / "onnx" / "decoder.onnx").is_file()
+    p.set_image(scope_image)
+    assert p.predict(boxes=[1, 1, 50, 50]).masks.shape == (1, 90, 120)

@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (timed closures run inside the loop iteration that defines them)
 """Speed and agreement of scopeseg metrics against the reference scorers, measured in one run.
 
 Pairs: 512x512, 1024x1280 (2D) and 128^3 (3D) masks with irregular boundaries. Compared:
@@ -33,18 +34,29 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 TOL = 2.0
-SIZES = {"512x512": ((512, 512), (1.0, 1.0)), "1024x1280": ((1024, 1280), (1.0, 1.0)), "128^3": ((128, 128, 128), (1.0, 1.0, 1.0))}
+SIZES = {
+    "512x512": ((512, 512), (1.0, 1.0)),
+    "1024x1280": ((1024, 1280), (1.0, 1.0)),
+    "128^3": ((128, 128, 128), (1.0, 1.0, 1.0)),
+}
 
 
 def timeit(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time (s) over ``repeat`` runs after one warm-up, and the last result."""
+    """Best wall time (s) over ``repeat`` runs after one warm-up, and the last result.
+
+    The minimum, not the median: this machine's 2 cores are shared, and other users' load only adds time.
+    """
     out = fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    TIMINGS.append(statistics.median(times) / min(times))
+    return min(times), out
+
+
+TIMINGS: list[float] = []  # median / min of every measurement: how noisy the run was
 
 
 def make_pair(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +97,7 @@ def peer_main(pairs_path: str, out_path: str, repeat: int) -> None:
     for name in SIZES:
         pred, gt = data[f"{name}_pred"], data[f"{name}_gt"]
         sp = tuple(float(s) for s in data[f"{name}_spacing"])
-        rep = 1 if pred.ndim == 3 else repeat
+        rep = 3 if pred.ndim == 3 else repeat
         row = {}
         if sdm is not None:
 
@@ -179,7 +191,15 @@ def main() -> None:
 
     peer = {}
     if Path(args.peer_python).exists():
-        cmd = [args.peer_python, __file__, "--peer", str(tmp / "pairs.npz"), str(tmp / "peer.json"), "--repeat", str(args.repeat)]
+        cmd = [
+            args.peer_python,
+            __file__,
+            "--peer",
+            str(tmp / "pairs.npz"),
+            str(tmp / "peer.json"),
+            "--repeat",
+            str(args.repeat),
+        ]
         subprocess.run(cmd, check=True)
         peer = json.loads((tmp / "peer.json").read_text())
     else:
@@ -189,7 +209,7 @@ def main() -> None:
                                  "numpy": np.__version__, "torch_threads": torch.get_num_threads()},
                      "tolerance": TOL, "surface": {}}  # fmt: skip
     for name, (pred, gt, sp) in pairs.items():
-        rep = 1 if pred.ndim == 3 else args.repeat
+        rep = 3 if pred.ndim == 3 else args.repeat
 
         def ours_dm():
             sd = surface_distances(pred, gt, sp)
@@ -201,13 +221,15 @@ def main() -> None:
         tp, tg = torch.as_tensor(pred)[None, None], torch.as_tensor(gt)[None, None]
 
         def monai():
-            n = compute_surface_dice(tp, tg, [TOL], include_background=True, spacing=list(sp), use_subvoxels=True)
+            n = compute_surface_dice(
+                tp, tg, [TOL], include_background=True, spacing=list(sp), use_subvoxels=True
+            )
             h = compute_hausdorff_distance(tp, tg, include_background=True, percentile=95, spacing=list(sp))
             return float(n[0, 0]), float(h[0, 0])
 
         t_ours, v_ours = timeit(ours_dm, rep)
         t_ours_m, v_ours_m = timeit(ours_monai, rep)
-        t_monai, v_monai = timeit(monai, max(1, rep // 2) if pred.ndim == 3 else rep)
+        t_monai, v_monai = timeit(monai, rep)
         row = {
             "surfels": int(np.count_nonzero(pred ^ gt)),
             "ours_deepmind": {"time_s": t_ours, "nsd": v_ours[0], "hd95": v_ours[1]},
@@ -258,6 +280,7 @@ def main() -> None:
         "ours": {"time_s": t_our, "stats": s_our},
         "max_abs_diff_vs_pycocotools": float(np.max(np.abs(np.array(s_our) - np.array(s_py)))),
     }
+    results["noise_median_over_min"] = float(np.median(TIMINGS)) if TIMINGS else None
     write_outputs(results)
 
 
@@ -276,9 +299,10 @@ def write_outputs(results: dict) -> None:
     out.mkdir(exist_ok=True)
     (out / "metrics_speed.json").write_text(json.dumps(results, indent=2, default=float))
     lines = [
-        "# Metrics speed (NSD tol 2 + HD95 per pair; median wall time)",
+        "# Metrics speed (NSD tol 2 + HD95 per pair; best of N wall time on a shared 2-core machine)",
         "",
-        f"Machine: {results['machine']}. Produced by `.venv/bin/python benchmarks/metrics_speed.py`.",
+        f"Machine: {results['machine']}. Produced by `.venv/bin/python benchmarks/metrics_speed.py`; "
+        f"median/min time ratio over all measurements {results.get('noise_median_over_min') or 0:.2f} (load noise).",
         "",
         "| pair | ours (DeepMind conv.) | DeepMind surface-distance | speed-up | rel. diff NSD / HD95 | ours (MONAI conv.) | MONAI | speed-up | rel. diff NSD / HD95 | medpy hd95 | seg-metrics hd95 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -287,8 +311,11 @@ def write_outputs(results: dict) -> None:
         o, m, om = r["ours_deepmind"], r["monai"], r["ours_monai"]
         dm = r.get("deepmind")
         dm_cells = (
-            [f"{dm['time_s'] * 1e3:.1f} ms", _ratio(dm["time_s"], o["time_s"]),
-             f"{_diff(o['nsd'], dm['nsd'])} / {_diff(o['hd95'], dm['hd95'])}"]  # fmt: skip
+            [
+                f"{dm['time_s'] * 1e3:.1f} ms",
+                _ratio(dm["time_s"], o["time_s"]),
+                f"{_diff(o['nsd'], dm['nsd'])} / {_diff(o['hd95'], dm['hd95'])}",
+            ]  # fmt: skip
             if dm
             else ["-", "-", "-"]
         )
@@ -296,11 +323,17 @@ def write_outputs(results: dict) -> None:
         lines.append(
             "| "
             + " | ".join(
-                [name, f"{o['time_s'] * 1e3:.1f} ms", *dm_cells, f"{om['time_s'] * 1e3:.1f} ms",
-                 f"{m['time_s'] * 1e3:.1f} ms", _ratio(m["time_s"], om["time_s"]),
-                 f"{_diff(om['nsd'], m['nsd'])} / {_diff(om['hd95'], m['hd95'])}",
-                 f"{mp['time_s'] * 1e3:.1f} ms ({mp['hd95']:.3f})" if mp else "-",
-                 f"{sm['time_s'] * 1e3:.1f} ms ({sm['hd95']:.3f})" if sm else "-"]  # fmt: skip
+                [
+                    name,
+                    f"{o['time_s'] * 1e3:.1f} ms",
+                    *dm_cells,
+                    f"{om['time_s'] * 1e3:.1f} ms",
+                    f"{m['time_s'] * 1e3:.1f} ms",
+                    _ratio(m["time_s"], om["time_s"]),
+                    f"{_diff(om['nsd'], m['nsd'])} / {_diff(om['hd95'], m['hd95'])}",
+                    f"{mp['time_s'] * 1e3:.1f} ms ({mp['hd95']:.3f})" if mp else "-",
+                    f"{sm['time_s'] * 1e3:.1f} ms ({sm['hd95']:.3f})" if sm else "-",
+                ]  # fmt: skip
             )
             + " |"
         )

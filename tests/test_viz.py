@@ -84,3 +84,13 @@ def test_legend_strip_and_caption():
     img = np.full((40, 120, 3), 100, np.uint8)
     cap = caption(img, "vid000 #3")
     assert (cap[:3, :3] < 100).all() and (cap[-5:] == 100).all()
+
+
+def test_overlay_many_labels_and_negative_labels():
+    img, label = _scene()
+    big = label.astype(np.int32) * 300  # > 255 labels take the numpy look-up path
+    a = overlay(img, big, {300: (255, 0, 0), 600: (0, 0, 255)})
+    b = overlay(img, label, {1: (255, 0, 0), 2: (0, 0, 255)})
+    assert np.array_equal(a, b)
+    neg = np.where(label == 0, -1, label)  # negative = unlabelled
+    assert np.array_equal(overlay(img, neg, {1: (255, 0, 0), 2: (0, 0, 255)}), b)

@@ -141,16 +141,58 @@ def build_report(result: EvalResult, gt: str | Path | None = None, pred: str | P
         worst = sorted(result.items, key=lambda r, c=col, h=higher: _sort_key(r.get(c), h))[:10]
         if worst:
             rep.heading(f"Worst items by {col}", 3).table(worst)
+    if result.examples:
+        rep.heading("Worst items (image | ground truth | prediction | errors: green TP, red FP, blue FN)", 3)
+        rep.images(
+            [(overlay_panel(g, p, img), key) for key, (g, p, img) in result.examples.items()], max_width=720
+        )
     if len(result.items) <= 200:
         rep.heading("All items").table(result.items)
     return rep
+
+
+def _colorize(labels: np.ndarray) -> np.ndarray:
+    from .data.coco import PALETTE
+
+    pal = np.array([(0, 0, 0)] + [PALETTE[i % len(PALETTE)] for i in range(255)], dtype=np.uint8)
+    return pal[np.clip(labels.astype(np.int64), 0, 255)]
+
+
+def overlay_panel(gt: np.ndarray, pred: np.ndarray, image: Any = None, max_side: int = 320) -> np.ndarray:
+    """Side-by-side RGB panel: image (if any) | GT labels | predicted labels | TP/FP/FN error map."""
+    import cv2
+
+    h, w = gt.shape
+    g, q = gt > 0, pred > 0
+    err = np.zeros((h, w, 3), np.uint8)
+    err[g & q] = (40, 170, 60)
+    err[q & ~g] = (220, 50, 50)
+    err[g & ~q] = (50, 90, 230)
+    tiles = [_colorize(gt), _colorize(pred), err]
+    if image is not None:
+        from .io import read_image
+
+        try:
+            img = read_image(image)
+            if img.shape[:2] == (h, w):
+                tiles.insert(0, img)
+        except DataError:
+            pass
+    scale = min(1.0, max_side / max(h, w))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    tiles = [cv2.resize(t, size, interpolation=cv2.INTER_NEAREST) for t in tiles]
+    sep = np.full((size[1], 4, 3), 255, np.uint8)
+    out = [tiles[0]]
+    for t in tiles[1:]:
+        out += [sep, t]
+    return np.concatenate(out, axis=1)
 
 
 def _sort_key(v: Any, higher_is_better: bool) -> float:
     if not isinstance(v, (int, float)):
         return math.inf
     if math.isnan(v):
-        return -math.inf  # NaN first: undefined scores deserve a look
+        return math.inf  # undefined (e.g. both empty) after every real score
     return v if higher_is_better else -v
 
 
@@ -192,23 +234,53 @@ def _opening(mask: np.ndarray, k: int) -> np.ndarray:
     return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
 
 
+DEFAULT_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.1, 0.91, 0.05), 2))
+
+
+def _grid_scores(
+    prob: np.ndarray, gt: np.ndarray, thresholds: Sequence[float], kernels: Sequence[int], metric: str
+) -> np.ndarray:
+    """Per-setting score of one item, shape (len(kernels), len(thresholds)); both empty scores 1."""
+    from .metrics.overlap import dice_from_counts, iou_from_counts
+
+    score_fn = dice_from_counts if metric == "dice" else iou_from_counts
+    g = np.asarray(gt) > 0
+    out = np.zeros((len(kernels), len(thresholds)))
+    for i, k in enumerate(kernels):
+        for j, t in enumerate(thresholds):
+            m = _opening(np.asarray(prob) > t, k)
+            tp = np.count_nonzero(m & g)
+            out[i, j] = score_fn(tp, np.count_nonzero(m) - tp, np.count_nonzero(g) - tp, empty="one")
+    return out
+
+
+def _grid_result(
+    total: np.ndarray, n: int, thresholds: Sequence[float], kernels: Sequence[int], metric: str
+) -> dict[str, Any]:
+    mean = total / max(n, 1)
+    grid = [
+        {"threshold": float(t), "kernel": int(k), "score": float(mean[i, j])}
+        for i, k in enumerate(kernels)
+        for j, t in enumerate(thresholds)
+    ]
+    best = max(grid, key=lambda r: (r["score"], -abs(r["threshold"] - 0.5), -r["kernel"]))
+    return {"metric": metric, "best": best, "grid": grid, "num_items": n}
+
+
 def tune_threshold(
     prob_maps: Sequence[np.ndarray] | dict[str, np.ndarray],
     gt_masks: Sequence[np.ndarray] | dict[str, np.ndarray],
-    thresholds: Sequence[float] = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2)),
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     kernels: Sequence[int] = (0, 3, 5),
     metric: str = "dice",
 ) -> dict[str, Any]:
     """Grid-search the probability threshold and morphological opening kernel that maximise mean ``metric``.
 
-    Masks are ``prob >= threshold`` then opened with an elliptic kernel of size k (0/1 = none). ``metric``:
-    dice or iou, per image with both-empty = 1 (a correct empty prediction scores), averaged over images.
-    Returns ``{"best": {threshold, kernel, score}, "grid": [...]}``.
+    Masks are ``prob > threshold`` (as ``Predictor.labels``) then opened with an elliptic k x k kernel
+    (0/1 = none). ``metric``: dice or iou per image, both empty = 1 (a correct empty prediction scores),
+    averaged over images. Returns ``{"best": {threshold, kernel, score}, "grid": [...], ...}``.
     """
-    from .metrics.overlap import dice_from_counts, iou_from_counts
-
-    score_fn = {"dice": dice_from_counts, "iou": iou_from_counts}.get(metric)
-    if score_fn is None:
+    if metric not in ("dice", "iou"):
         raise ConfigError(f"metric={metric!r}: choose dice or iou")
     if isinstance(prob_maps, dict) != isinstance(gt_masks, dict):
         raise ConfigError("pass probability maps and masks both as lists or both as dicts keyed by name")
@@ -216,6 +288,8 @@ def tune_threshold(
         missing = [k for k in gt_masks if k not in prob_maps]
         if missing:
             raise DataError(f"{len(missing)} masks have no probability map, e.g. {missing[0]!r}")
+        if len(prob_maps) != len(gt_masks):
+            log.warning("%d probability maps have no mask and are ignored", len(prob_maps) - len(gt_masks))
         keys = list(gt_masks)
         probs, gts = [prob_maps[k] for k in keys], [gt_masks[k] for k in keys]
     else:
@@ -223,27 +297,44 @@ def tune_threshold(
         keys = [str(i) for i in range(len(probs))]
     if not probs or len(probs) != len(gts):
         raise DataError(f"{len(probs)} probability maps for {len(gts)} masks")
-    if isinstance(prob_maps, dict) and len(prob_maps) != len(gt_masks):
-        log.warning("%d probability maps have no mask and are ignored", len(prob_maps) - len(gt_masks))
+    thresholds, kernels = [float(t) for t in thresholds], [int(k) for k in kernels]
+    total = np.zeros((len(kernels), len(thresholds)))
     for k, p, g in zip(keys, probs, gts):
         if np.shape(p) != np.shape(g):
             raise DataError(f"item {k}: probability map {np.shape(p)} vs mask {np.shape(g)}")
-    thresholds = [float(t) for t in thresholds]
-    kernels = [int(k) for k in kernels]
-    grid = []
-    gts_b = [np.asarray(g) > 0 for g in gts]
-    for k in kernels:
-        for t in thresholds:
-            scores = []
-            for p, g in zip(probs, gts_b):
-                m = _opening(np.asarray(p) >= t, k)
-                tp = np.count_nonzero(m & g)
-                fp = np.count_nonzero(m & ~g)
-                fn = np.count_nonzero(~m & g)
-                scores.append(score_fn(tp, fp, fn, empty="one"))
-            grid.append({"threshold": t, "kernel": k, "score": float(np.mean(scores))})
-    best = max(grid, key=lambda r: (r["score"], -abs(r["threshold"] - 0.5), -r["kernel"]))
-    return {"metric": metric, "best": best, "grid": grid, "num_items": len(probs)}
+        total += _grid_scores(p, g, thresholds, kernels, metric)
+    return _grid_result(total, len(probs), thresholds, kernels, metric)
+
+
+def tune_threshold_model(
+    model_dir: str | Path,
+    data: str | Path,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    kernels: Sequence[int] = (0, 3, 5),
+    metric: str = "dice",
+    split: str | None = None,
+) -> dict[str, Any]:
+    """``tune_threshold`` for a saved model on a COCO data set (images read from disk, maps streamed).
+
+    Foreground probability = the binary model's output, or 1 - P(background) for multi-class models.
+    """
+    from .data.coco import load_dataset
+    from .inference.predictor import Predictor
+    from .progress import track
+
+    if metric not in ("dice", "iou"):
+        raise ConfigError(f"metric={metric!r}: choose dice or iou")
+    pred = Predictor.from_pretrained(model_dir)
+    ds = load_dataset(data, split=split)
+    if not ds.images:
+        raise DataError("data set has no images", data)
+    thresholds, kernels = [float(t) for t in thresholds], [int(k) for k in kernels]
+    total = np.zeros((len(kernels), len(thresholds)))
+    for iid in track(list(ds.images), "tuning threshold", total=len(ds.images)):
+        prob = pred.probabilities([ds.load_image(iid)])[0]
+        fg = prob[0] if pred.binary else 1.0 - prob[0]
+        total += _grid_scores(fg, ds.semantic_mask(iid) > 0, thresholds, kernels, metric)
+    return _grid_result(total, len(ds.images), thresholds, kernels, metric)
 
 
 def tune_threshold_folders(
@@ -253,9 +344,12 @@ def tune_threshold_folders(
     kernels: Sequence[int] = (0, 3, 5),
     metric: str = "dice",
 ) -> dict[str, Any]:
-    """``tune_threshold`` on a folder of probability maps and a mask folder (or COCO GT) with matching names."""
+    """``tune_threshold`` on saved probability maps (or a model folder) against a mask folder / COCO data set."""
     from .metrics.inputs import input_kind, mask_files, read_label_map
 
+    thr = DEFAULT_THRESHOLDS if thresholds is None else thresholds
+    if (Path(probs) / "config.json").is_file():
+        return tune_threshold_model(probs, gt, thr, kernels, metric)
     prob = load_prob_maps(probs)
     kind = input_kind(gt, "ground truth")
     if kind == "masks":
@@ -264,14 +358,10 @@ def tune_threshold_folders(
         from .data.coco import CocoDataset
 
         ds = CocoDataset.load(gt)
-        masks = {
-            str(Path(str(im["file_name"])).with_suffix("")): ds.semantic_mask(i)
-            for i, im in ds.images.items()
-        }
+        masks = {str(Path(str(im["file_name"])).with_suffix("")): ds.semantic_mask(i) for i, im in ds.images.items()}
     else:
         raise DataError("ground truth for tune-threshold must be a mask folder or COCO data set", gt)
-    kw = {} if thresholds is None else {"thresholds": thresholds}
-    return tune_threshold(prob, masks, kernels=kernels, metric=metric, **kw)
+    return tune_threshold(prob, masks, thr, kernels, metric)
 
 
 def describe_protocols() -> list[dict[str, Any]]:

@@ -46,7 +46,9 @@ class _OnLabels(nn.Module):
 def _dice(binary: bool) -> nn.Module:
     from monai.losses import DiceLoss
 
-    return _OnLabels(DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=True), binary)
+    return _OnLabels(
+        DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=True), binary
+    )
 
 
 @register_loss("dice_ce")
@@ -55,7 +57,9 @@ def _dice_ce(binary: bool) -> nn.Module:
 
     if binary:
         return _OnLabels(DiceCELoss(sigmoid=True, batch=True), True)
-    return _OnLabels(DiceCELoss(softmax=True, include_background=False, batch=True, to_onehot_y=True), False, one_hot=False)
+    return _OnLabels(
+        DiceCELoss(softmax=True, include_background=False, batch=True, to_onehot_y=True), False, one_hot=False
+    )
 
 
 @register_loss("focal")
@@ -93,7 +97,9 @@ def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
             import difflib
 
             close = difflib.get_close_matches(name, list(LOSSES), n=2)
-            raise ConfigError(f"unknown loss {name!r}; {'did you mean ' + ', '.join(close) + '?' if close else 'losses: ' + ', '.join(LOSSES)}")
+            raise ConfigError(
+                f"unknown loss {name!r}; {'did you mean ' + ', '.join(close) + '?' if close else 'losses: ' + ', '.join(LOSSES)}"
+            )
         try:
             weight = float(w) if w else 1.0
         except ValueError:

@@ -41,8 +41,13 @@ def video_info(path: str | Path) -> dict[str, Any]:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
         n = int(stream.frames or 0)
-        info = {"fps": fps, "height": stream.codec_context.height, "width": stream.codec_context.width,
-                "codec": stream.codec_context.name, "frames": n}
+        info = {
+            "fps": fps,
+            "height": stream.codec_context.height,
+            "width": stream.codec_context.width,
+            "codec": stream.codec_context.name,
+            "frames": n,
+        }
     finally:
         container.close()
     if not info["frames"]:
@@ -50,7 +55,9 @@ def video_info(path: str | Path) -> dict[str, Any]:
     return info
 
 
-def iter_frames(path: str | Path, stride: int = 1, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(
+    path: str | Path, stride: int = 1, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index, RGB uint8 HxWx3)`` for every ``stride``-th decoded frame (0-based index)."""
     import av
 
@@ -91,7 +98,9 @@ class VideoWriter:
         self.crf = crf
         self.codec = codec
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent
+        )
         os.close(fd)
         self.tmp = Path(tmp)
         self._container = None
@@ -120,7 +129,9 @@ class VideoWriter:
             self._start(h, w)
             self.size = (h, w)
         elif (h, w) != self.size:
-            raise DataError(f"frame {self.frames} has size {h}x{w}, video is {self.size[0]}x{self.size[1]}", self.path)
+            raise DataError(
+                f"frame {self.frames} has size {h}x{w}, video is {self.size[0]}x{self.size[1]}", self.path
+            )
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

@@ -83,31 +83,34 @@ def overlay(
     if not cmap or label.max(initial=0) <= 0:
         return img.copy()
     top = max(int(label.max()), max(cmap))
-    lut = np.zeros((top + 1, 3), np.uint8)
-    painted = np.zeros(top + 1, bool)
+    lut = np.zeros((max(top + 1, 256), 3), np.uint8)
+    painted = np.zeros(max(top + 1, 256), np.uint8)
     for k, c in cmap.items():
         if 0 < k <= top:
             lut[k] = c
-            painted[k] = True
-    label = np.clip(label, 0, top)
-    region = painted[label]
+            painted[k] = 1
+    if label.min() < 0:
+        label = np.clip(label, 0, top)
+    if top <= 255:  # table look-ups in cv2 (the common case: classes or a few instances)
+        label = label.astype(np.uint8)
+        color_img = cv2.LUT(cv2.merge([label, label, label]), lut[:256].reshape(256, 1, 3))
+        region = cv2.LUT(label, painted[:256])
+    else:
+        color_img, region = lut[label], painted[label]
+        label = label.astype(np.float32)  # exact for < 2**24 labels; cv2 morphology has no int32
     out = img.copy()
-    if region.any():
-        color_img = lut[label]
-        blend = cv2.addWeighted(img, 1.0 - alpha, color_img, alpha, 0.0)
-        out[region] = blend[region]
-        if contours:
-            edge = np.zeros_like(region)
-            edge[:, 1:] |= label[:, 1:] != label[:, :-1]
-            edge[:, :-1] |= label[:, :-1] != label[:, 1:]
-            edge[1:, :] |= label[1:, :] != label[:-1, :]
-            edge[:-1, :] |= label[:-1, :] != label[1:, :]
-            width = contour_width or max(1, round(min(img.shape[:2]) / 400))
-            if width > 1:
-                kernel = np.ones((2 * width - 1, 2 * width - 1), np.uint8)
-                edge = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
-            edge &= region
-            out[edge] = color_img[edge]
+    if not region.any():
+        return out
+    blend = cv2.addWeighted(img, 1.0 - alpha, color_img, alpha, 0.0)
+    cv2.copyTo(blend, region, out)
+    if contours:
+        # a pixel is on a contour when a 4-neighbour has another label; drawn inside painted regions only
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        edge = (cv2.morphologyEx(label, cv2.MORPH_GRADIENT, cross) != 0).astype(np.uint8)
+        width = contour_width or max(1, round(min(img.shape[:2]) / 400))
+        if width > 1:
+            edge = cv2.dilate(edge, np.ones((2 * width - 1, 2 * width - 1), np.uint8))
+        cv2.copyTo(color_img, edge & region, out)
     return out
 
 

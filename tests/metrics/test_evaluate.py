@@ -91,7 +91,9 @@ def test_endovis_semantic_video_protocols(data):
     pairs = _pairs(data)
     e = evaluate(data["gt"], data["results"], "endovis")
     ref = endovis_scores([p for _, p in pairs], [g for g, _ in pairs], 2, "tapis")
-    assert same(e.metrics["challenge_iou"], ref["challenge_iou"]) and same(e.metrics["mciou_tapis"], ref["mciou"])
+    assert same(e.metrics["challenge_iou"], ref["challenge_iou"]) and same(
+        e.metrics["mciou_tapis"], ref["mciou"]
+    )
     s = evaluate(data["gt"], data["pred_masks"], "semantic")
     assert set(s.metrics["per_class_iou"]) == {"background", "grasper", "hook"}
     v = evaluate(data["gt"], data["results"], "video")
@@ -145,7 +147,10 @@ def test_save_results_and_report(data, tmp_path):
 
 def test_cli_evaluate_and_errors(data, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["evaluate", str(data["gt"]), str(data["results"]), "--protocol", "endovis", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", str(data["gt"]), str(data["results"]), "--protocol", "endovis", "--out", str(out)])
+        == 0
+    )
     assert (out / "metrics.json").is_file() and (out / "report.html").is_file()
     bad = json.loads(data["results"].read_text())
     bad[1]["category_id"] = 99
@@ -199,3 +204,62 @@ def test_empty_rules_and_nan_in_reports(tmp_path):
     assert d[0] == 1 and same(d[1], 2 / 3) and d[2] == 0
     with pytest.raises(ConfigError):
         dice(a, a, "maybe")
+
+
+def test_tapis_map50_protocol_list_and_dict_predictions(tmp_path, transcribed_golden):
+    from cases import tapis_map_case
+
+    gt, preds = tapis_map_case()
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "list.json").write_text(json.dumps([{k: v} for k, v in preds.items()]))
+    (tmp_path / "dict.json").write_text(json.dumps(preds))
+    want = transcribed_golden["tapis_map"]["map"]
+    for f in ("list.json", "dict.json"):
+        r = evaluate(tmp_path / "gt.json", tmp_path / f, "tapis-map50")
+        assert same(r.metrics["map"], want)
+    (tmp_path / "bad.json").write_text(json.dumps({"nope.jpg": {"instances": []}}))
+    with pytest.raises(DataError, match="no prediction frame name"):
+        evaluate(tmp_path / "gt.json", tmp_path / "bad.json", "tapis-map50")
+
+
+def test_protocol_params_are_typed():
+    from scopeseg.metrics.protocols import protocol_params
+
+    p = protocol_params("binary", {"tolerance": "3", "spacing": "0.5,0.5", "convention": "monai"})
+    assert p["tolerance"] == 3.0 and p["spacing"] == (0.5, 0.5) and p["convention"] == "monai"
+    assert protocol_params("video", {"skip_first_last": "false"})["skip_first_last"] is False
+    with pytest.raises(ConfigError, match="no parameter"):
+        protocol_params("coco", {"tolerance": "2"})
+
+
+def test_tune_threshold_on_a_saved_model(tmp_path, monkeypatch):
+    """The model path streams Predictor probabilities over a COCO data set; the engine is a stand-in (creating a
+    real network costs ~20 s here), so the check is that it equals the probability-map path on the same maps."""
+    from scopeseg.evaluate import tune_threshold_model
+    from scopeseg.inference import predictor as predictor_mod
+
+    def engine(batch: np.ndarray) -> np.ndarray:  # NCHW image -> N1HW logits: brighter red = more "tool"
+        return (batch[:, :1] - 0.5) * 8.0
+
+    fake = predictor_mod.Predictor(engine, {"classes": ["tool"]})
+    monkeypatch.setattr(predictor_mod.Predictor, "from_pretrained", classmethod(lambda cls, path, **kw: fake))
+    ds = CocoDataset()
+    cid = ds.add_category("tool", id=1)
+    images = []
+    for i in range(3):
+        m = _disk(32, 32, 16, 16, 5 + 2 * i)
+        img = np.zeros((32, 32, 3), np.uint8)
+        img[..., 0] = np.where(m, 200 - 20 * i, 60 + 15 * i)
+        cv2.imwrite(str(tmp_path / f"im{i}.png"), img[..., ::-1])
+        iid = ds.add_image(f"im{i}.png", 32, 32)
+        ds.add_annotation(iid, cid, m)
+        images.append(img)
+    ds.save(tmp_path / "annotations.json")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    r = tune_threshold_model(tmp_path / "model", tmp_path, thresholds=[0.3, 0.5, 0.9], kernels=[0, 3])
+    probs = [p[0] for p in fake.probabilities(images)]
+    want = tune_threshold(probs, [ds.semantic_mask(i) for i in ds.images], [0.3, 0.5, 0.9], [0, 3])
+    assert [g["score"] for g in r["grid"]] == pytest.approx([g["score"] for g in want["grid"]])
+    assert r["best"]["score"] == 1.0
+    assert main(["tune-threshold", str(tmp_path / "model"), str(tmp_path), "--thresholds", "0.5"]) == 0

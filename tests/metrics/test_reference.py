@@ -159,7 +159,7 @@ def test_semantic_miou(case, transcribed_golden):
 
 
 def test_tapis_map50(transcribed_golden):
-    from make_transcribed_golden import tapis_map_case
+    from cases import tapis_map_case
 
     gt, preds = tapis_map_case()
     assert same(REGISTRY["tapis_map50_segm"](gt, preds), transcribed_golden["tapis_map"]["map"])

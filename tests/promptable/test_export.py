@@ -35,8 +35,9 @@ def test_onnx_matches_torch_for_all_prompt_kinds(tiny_model, exported, scope_ima
         assert (a.masks == b.masks).mean() > 0.999
     first = torch_p.predict(points=[[60, 45]], point_labels=[1])
     kw = {"points": [[60, 45], [10, 80]], "point_labels": [1, 0], "mask_input": first.low_res_logits}
-    np.testing.assert_allclose(ort_p.predict(**kw).low_res_logits, torch_p.predict(**kw).low_res_logits,
-                               atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        ort_p.predict(**kw).low_res_logits, torch_p.predict(**kw).low_res_logits, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_int8_encoder_runs_through_the_same_predictor(tiny_model, exported, scope_image):

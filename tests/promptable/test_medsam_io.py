@@ -21,10 +21,16 @@ def predictor(tiny_model):
 def cases(tmp_path, scope_image):
     d = tmp_path / "imgs"
     d.mkdir()
-    np.savez_compressed(d / "2DBox_endo_0001.npz", imgs=scope_image, boxes=np.array([[10, 10, 60, 50], [50, 30, 110, 85]]))
+    np.savez_compressed(
+        d / "2DBox_endo_0001.npz", imgs=scope_image, boxes=np.array([[10, 10, 60, 50], [50, 30, 110, 85]])
+    )
     vol = np.repeat(scope_image[None, :, :, 0], 7, axis=0)
-    np.savez_compressed(d / "3DBox_CT_0001.npz", imgs=vol, boxes=np.array([[20, 15, 1, 90, 70, 6]]),
-                        spacing=np.array([1.0, 1.0, 1.0]))
+    np.savez_compressed(
+        d / "3DBox_CT_0001.npz",
+        imgs=vol,
+        boxes=np.array([[20, 15, 1, 90, 70, 6]]),
+        spacing=np.array([1.0, 1.0, 1.0]),
+    )
     return d
 
 
@@ -90,8 +96,24 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
     save_pretrained(tiny_model, ckpt)
     write_image(tmp_path / "frame.png", scope_image)
     out = tmp_path / "seg"
-    assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "10,10,60,50",
-                 "--box", "30,20,110,85", "--point", "40,30,1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(ckpt),
+                str(tmp_path / "frame.png"),
+                "--box",
+                "10,10,60,50",
+                "--box",
+                "30,20,110,85",
+                "--point",
+                "40,30,1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     labels = read_image(out / "masks" / "frame.png", mode="unchanged")
     assert labels.shape == (90, 120) and set(np.unique(labels)) <= {0, 1, 2}
     preds = json.loads((out / "predictions.json").read_text())
@@ -99,11 +121,28 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
 
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps([{"file_name": "frame.png", "points": [[60, 45, 1], [5, 5, 0]]}]))
-    assert main(["segment", str(ckpt), str(tmp_path), "--prompts", str(prompts), "--multimask",
-                 "--out", str(tmp_path / "seg2"), "--no-overlays"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(ckpt),
+                str(tmp_path),
+                "--prompts",
+                str(prompts),
+                "--multimask",
+                "--out",
+                str(tmp_path / "seg2"),
+                "--no-overlays",
+            ]
+        )
+        == 0
+    )
 
     capsys.readouterr()
-    assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "10,10,160,50", "--out", str(out)]) == 2
+    assert (
+        main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "10,10,160,50", "--out", str(out)])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "frame.png" in err and "outside" in err
     assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "1,2,3"]) == 2
@@ -135,6 +174,9 @@ def test_cli_segment_boxes_from_coco_ground_truth(tiny_model, scope_image, tmp_p
     m[20:60, 30:80] = True
     ds.add_annotation(img, cat, m)
     ds.save(data / "annotations.json")
-    assert main(["segment", str(ckpt), str(data), "--from-gt", "--jitter", "0.1", "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(["segment", str(ckpt), str(data), "--from-gt", "--jitter", "0.1", "--out", str(tmp_path / "o")])
+        == 0
+    )
     preds = json.loads((tmp_path / "o" / "predictions.json").read_text())
     assert len(preds) == 1 and preds[0]["image_id"] == img and preds[0]["category_id"] == cat

@@ -92,8 +92,9 @@ def test_refinement_reuses_cached_embedding(predictor, scope_image, monkeypatch)
     predictor.set_image(scope_image)
     first = predictor.predict(points=[[60, 45]], point_labels=[1], multimask=True)
     best = int(first.scores[0].argmax())
-    refined = predictor.predict(points=[[60, 45], [10, 80]], point_labels=[1, 0],
-                                mask_input=first.low_res_logits[:, best])
+    refined = predictor.predict(
+        points=[[60, 45], [10, 80]], point_labels=[1, 0], mask_input=first.low_res_logits[:, best]
+    )
     plain = predictor.predict(points=[[60, 45], [10, 80]], point_labels=[1, 0])
     assert len(calls) == 1
     assert refined.masks.shape == (1, 90, 120)
@@ -114,8 +115,9 @@ def test_input_conversions(predictor, scope_image):
     }
     for name, img in variants.items():
         predictor.set_image(img)
-        np.testing.assert_allclose(predictor.predict(boxes=[10, 10, 100, 80]).low_res_logits, ref, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            predictor.predict(boxes=[10, 10, 100, 80]).low_res_logits, ref, atol=1e-6, err_msg=name
+        )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,10 @@ def test_input_conversions(predictor, scope_image):
         ({"points": [[10, 10]]}, "point_labels"),
         ({"points": [[10, 10]], "point_labels": [2]}, "values"),
         ({"points": [[10, 200]], "point_labels": [1]}, "outside"),
-        ({"points": [[[1, 1]], [[2, 2]]], "point_labels": [[1], [1]], "boxes": [[0, 0, 5, 5]] * 3}, "prompt sets"),
+        (
+            {"points": [[[1, 1]], [[2, 2]]], "point_labels": [[1], [1]], "boxes": [[0, 0, 5, 5]] * 3},
+            "prompt sets",
+        ),
         ({"boxes": [0, 0, 5, 5], "mask_input": np.zeros((32, 32))}, "mask_input"),
         ({}, "boxes and/or points"),
     ],
@@ -146,9 +151,13 @@ def test_bad_images_and_order(tiny_model):
     p = PromptPredictor(TorchPromptEngine(tiny_model))
     with pytest.raises(DataError, match="set_image"):
         p.predict(boxes=[0, 0, 5, 5])
-    for bad, match in [(np.zeros((4, 4, 5), np.uint8), "shape"), (np.zeros(10, np.uint8), "shape"),
-                       (np.zeros((1, 8, 3), np.uint8), "too small"),
-                       (np.full((8, 8), np.nan, np.float32), "NaN"), (np.zeros((8, 8), object), "pixel type")]:
+    for bad, match in [
+        (np.zeros((4, 4, 5), np.uint8), "shape"),
+        (np.zeros(10, np.uint8), "shape"),
+        (np.zeros((1, 8, 3), np.uint8), "too small"),
+        (np.full((8, 8), np.nan, np.float32), "NaN"),
+        (np.zeros((8, 8), object), "pixel type"),
+    ]:
         with pytest.raises(DataError, match=match):
             p.set_image(bad)
 
@@ -159,8 +168,10 @@ def test_box_rounding_follows_each_recipe(tiny_model, tiny_sam_model, scope_imag
 
     box = np.array([[10.0, 11.0, 61.0, 47.0]])
     assert get_recipe("medsam").scale_boxes(box, (90, 120), 64).tolist() == [[5, 5, 32, 25]]
-    np.testing.assert_allclose(get_recipe("sam").scale_boxes(box, (90, 120), 64),
-                               [[10 * 64 / 120, 11 * 48 / 90, 61 * 64 / 120, 47 * 48 / 90]])
+    np.testing.assert_allclose(
+        get_recipe("sam").scale_boxes(box, (90, 120), 64),
+        [[10 * 64 / 120, 11 * 48 / 90, 61 * 64 / 120, 47 * 48 / 90]],
+    )
     p = PromptPredictor(TorchPromptEngine(tiny_sam_model))
     p.set_image(scope_image)
     assert p.predict(boxes=box).masks.shape == (1, 90, 120)

@@ -46,7 +46,9 @@ def command(name: str, help: str, overrides: bool = False):
     """Register ``fn(args) -> exit code`` as ``scopeseg NAME``; ``overrides`` adds trailing key=value items."""
 
     def deco(fn):
-        COMMANDS[name] = Command(name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides)  # shared: @arg may come after
+        COMMANDS[name] = Command(
+            name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides
+        )  # shared: @arg may come after
         return fn
 
     return deco
@@ -65,7 +67,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     _discover()
-    parser = _Parser(prog="scopeseg", description="Segmentation for scope imaging: data, training, evaluation, deployment.")
+    parser = _Parser(
+        prog="scopeseg", description="Segmentation for scope imaging: data, training, evaluation, deployment."
+    )
     parser.add_argument("--version", action="version", version=f"scopeseg {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors; no progress bars")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -76,9 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         for a, kw in cmd.arguments:
             p.add_argument(*a, **kw)
         if cmd.overrides:
-            p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (preset=NAME picks a preset)")
+            p.add_argument(
+                "overrides",
+                nargs="*",
+                metavar="key=value",
+                help="config overrides (preset=NAME picks a preset)",
+            )
         # -q/-v are accepted after the command too
-        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument(
+            "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -86,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(quiet: bool, verbose: int) -> None:
     from .. import progress
 
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -99,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # key=value overrides may also follow --options (argparse stops the nargs="*" positional at them)
+        takes_overrides = bool(args.command) and COMMANDS[args.command].overrides
+        if extra and takes_overrides and not any(e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not args.command:
             parser.print_help()
             return 0
@@ -108,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         if cmd.overrides:
             bad = [o for o in args.overrides if "=" not in o]
             if bad:
-                raise ScopesegError(f"scopeseg {cmd.name}: unexpected argument {bad[0]!r} (overrides are key=value)")
+                raise ScopesegError(
+                    f"scopeseg {cmd.name}: unexpected argument {bad[0]!r} (overrides are key=value)"
+                )
         code = cmd.run(args)
         return int(code or 0)
     except ScopesegError as e:

@@ -17,13 +17,15 @@ from . import arg, command
 )
 @arg("--classes", metavar="JSON", help="class table (ids, names, colors) for index/color masks")
 @arg("--mask-mode", choices=["auto", "binary", "index", "color"], help="how mask pixel values encode classes")
-@arg("--ignore-value", type=int, help="mask value left unlabelled (e.g. 255) in class-index masks")
+@arg(
+    "--ignore-value", type=int, metavar="V", help="mask value left unlabelled (e.g. 255) in class-index masks"
+)
 @arg("--npz-key", dest="key", choices=["auto", "gts", "segs"], help="MedSAM npz array holding the masks")
 @arg("--labels", choices=["binary", "parts", "type"], help="EndoVis 2017 label set")
 @arg("--masks", dest="masks", choices=["watershed", "color"], help="CholecSeg8k mask kind to read/write")
 @arg("--flavor", choices=["sam2", "tapis"], help="COCO-video field names to write")
 @arg("--gt", metavar="COCO", help="ground-truth data set (image ids, sizes, classes) for prediction formats")
-@arg("--stride", type=int, help="keep every N-th video frame")
+@arg("--stride", type=int, metavar="N", help="keep every N-th video frame")
 @arg("--crop", action="store_true", default=None, help="EndoVis 2017: crop 1920x1080 frames to 1280x1024")
 @arg("--overwrite", action="store_true", default=None, help="replace an existing output")
 @arg("--list", dest="list_formats", action="store_true", help="list the formats and exit")

@@ -41,7 +41,7 @@ def _evaluate(args) -> int:
     return 0
 
 
-@arg("probs", help="folder of .npy/.npz float probability maps named like the ground-truth masks")
+@arg("probs", help="folder of .npy/.npz float probability maps named like the GT masks, or a saved model folder")
 @arg("gt", help="mask folder (or COCO data set) with the matching ground truth")
 @arg("--thresholds", default=None, help="comma-separated thresholds (default 0.10,0.15,...,0.90)")
 @arg("--kernels", default="0,3,5", help="comma-separated opening kernel sizes (0 = none)")

@@ -9,7 +9,12 @@ from . import arg, command
 @arg("input", help="an image, a folder of images, a COCO JSON / data folder, or a video")
 @arg("out", help="output folder")
 @arg("--batch-size", type=int, default=4)
-@arg("--threshold", type=float, default=None, help="probability threshold (binary models; default: the model's)")
+@arg(
+    "--threshold",
+    type=float,
+    default=None,
+    help="probability threshold (binary models; default: the model's)",
+)
 @arg("--no-overlays", action="store_true", help="skip overlay images / overlay video")
 @arg("--masks", choices=["auto", "yes", "no"], default="auto", help="write PNG masks (auto: not for videos)")
 @command("predict", help="predict masks for an image, folder, COCO data set or video (overlays, RLE JSON)")

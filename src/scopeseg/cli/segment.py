@@ -10,14 +10,19 @@ _MODEL_HELP = "litemedsam, mobilesam, a checkpoint folder, or an exported ONNX f
 def _predictor(args):
     from ..inference.prompt_predictor import PromptPredictor
 
-    return PromptPredictor.from_pretrained(args.model, engine=args.engine, precision=args.precision,
-                                           threads=args.threads)
+    return PromptPredictor.from_pretrained(
+        args.model, engine=args.engine, precision=args.precision, threads=args.threads
+    )
 
 
 def _engine_args(fn):
     fn = arg("--threads", type=int, default=None, help="CPU threads (default: torch/ORT default)")(fn)
-    fn = arg("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
-             help="encoder precision: bf16 (torch engine) or static int8 (onnx engine)")(fn)
+    fn = arg(
+        "--precision",
+        choices=["fp32", "bf16", "int8"],
+        default="fp32",
+        help="encoder precision: bf16 (torch engine) or static int8 (onnx engine)",
+    )(fn)
     return arg("--engine", choices=["torch", "onnx"], default="torch", help="inference engine")(fn)
 
 
@@ -52,10 +57,15 @@ def _segment(args) -> int:
     else:
         if not args.box and not args.point:
             raise DataError("give --box and/or --point, or --prompts JSON, or --from-gt")
-        sets = [ps.PromptSet(image.name, [ps.parse_box(b) for b in args.box], [ps.parse_point(p) for p in args.point])]
+        sets = [
+            ps.PromptSet(
+                image.name, [ps.parse_box(b) for b in args.box], [ps.parse_point(p) for p in args.point]
+            )
+        ]
         root = image
-    res = ps.segment_files(_predictor(args), root, sets, args.out, multimask=args.multimask,
-                           overlays=not args.no_overlays)
+    res = ps.segment_files(
+        _predictor(args), root, sets, args.out, multimask=args.multimask, overlays=not args.no_overlays
+    )
     for item in res["items"][:20]:
         print(f"{item['file_name']}: scores {item['scores']} areas {item['areas']}")
     print(f"{res['masks']} masks for {res['images']} images -> {res['out']}")
@@ -67,7 +77,9 @@ def _segment(args) -> int:
 @arg("--model", default="litemedsam", help=_MODEL_HELP)
 @arg("--resume", action="store_true", help="skip cases whose output exists")
 @_engine_args
-@command("medsam-infer", help="MedSAM-on-laptop challenge inference: npz cases (2D, 3D) -> segs + runtime CSV")
+@command(
+    "medsam-infer", help="MedSAM-on-laptop challenge inference: npz cases (2D, 3D) -> segs + runtime CSV"
+)
 def _medsam_infer(args) -> int:
     from ..medsam_io import infer_folder
 

@@ -7,7 +7,11 @@ import json
 from . import arg, command
 
 
-@command("train", help="train a model from a preset and key=value overrides (preset=unet-lite0 data=DIR epochs=3)", overrides=True)
+@command(
+    "train",
+    help="train a model from a preset and key=value overrides (preset=unet-lite0 data=DIR epochs=3)",
+    overrides=True,
+)
 def _train(args) -> int:
     from ..config import build_config
     from ..train import train
@@ -19,7 +23,10 @@ def _train(args) -> int:
     if "best" in result:
         print(f"best checkpoint: {result['best']}")
         if result.get("metrics"):
-            print("validation: " + json.dumps({k: v for k, v in result["metrics"].items() if k != "conventions"}))
+            print(
+                "validation: "
+                + json.dumps({k: v for k, v in result["metrics"].items() if k != "conventions"})
+            )
             print(f"report: {result['run_dir']}/report.html")
     return 0
 

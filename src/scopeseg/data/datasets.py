@@ -33,7 +33,9 @@ def resolve_categories(ds: CocoDataset, selectors: Sequence[str] | None) -> list
     return sorted(set(out))
 
 
-def build_class_map(ds: CocoDataset, mode: str, selectors: Sequence[str] | None) -> tuple[dict[int, int], list[str]]:
+def build_class_map(
+    ds: CocoDataset, mode: str, selectors: Sequence[str] | None
+) -> tuple[dict[int, int], list[str]]:
     """(category id -> class index, foreground class names). Binary: all chosen categories -> 1."""
     cids = resolve_categories(ds, selectors)
     if mode == "binary":
@@ -48,8 +50,14 @@ def build_class_map(ds: CocoDataset, mode: str, selectors: Sequence[str] | None)
 class SemanticDataset(Dataset):
     """Images + label maps of ``image_ids``; ``cache`` keeps resized samples in memory (small data sets)."""
 
-    def __init__(self, ds: CocoDataset, class_map: dict[int, int], image_ids: Sequence[int] | None = None,
-                 transform=None, cache_transform=None):
+    def __init__(
+        self,
+        ds: CocoDataset,
+        class_map: dict[int, int],
+        image_ids: Sequence[int] | None = None,
+        transform=None,
+        cache_transform=None,
+    ):
         self.ds = ds
         self.class_map = class_map
         self.ids = list(image_ids) if image_ids is not None else list(ds.images)
@@ -68,8 +76,11 @@ class SemanticDataset(Dataset):
         img = self.ds.load_image(iid)
         lab = self.ds.semantic_mask(iid, self.class_map)
         if img.shape[:2] != lab.shape:
-            raise DataError(f"image {iid}: image is {img.shape[0]}x{img.shape[1]} but annotations say "
-                            f"{lab.shape[0]}x{lab.shape[1]}", self.ds.image_path(iid))
+            raise DataError(
+                f"image {iid}: image is {img.shape[0]}x{img.shape[1]} but annotations say "
+                f"{lab.shape[0]}x{lab.shape[1]}",
+                self.ds.image_path(iid),
+            )
         if self.cache_transform is not None:
             out = self.cache_transform(image=img, mask=lab)
             img, lab = out["image"], out["mask"]

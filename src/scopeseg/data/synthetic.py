@@ -335,7 +335,9 @@ def _vessels(rng: np.random.Generator, h: int, w: int, scale: float, density: fl
 class _Tissue:
     """Tissue canvas larger than the frame, sampled per frame through a smooth camera warp."""
 
-    def __init__(self, rng: np.random.Generator, h: int, w: int, difficulty: float, polyp: bool):
+    def __init__(
+        self, rng: np.random.Generator, h: int, w: int, difficulty: float, polyp: np.random.Generator | None
+    ):
         import cv2
 
         self.h, self.w = h, w
@@ -379,33 +381,28 @@ class _Tissue:
         self.mean_color = rgb.reshape(-1, 3).mean(0).astype(np.float32)
         # wet glints: small bright ellipses, denser where the surface faces the light
         spec = np.zeros((ch, cw), np.float32)
-        n_spots = int((ch * cw) / 700 * (0.35 + 0.9 * difficulty))
-        xs = rng.uniform(0, cw, n_spots)
-        ys = rng.uniform(0, ch, n_spots)
+        # candidates are drawn whatever the difficulty (it only thins them), so the scene stays the same
+        n_max = int((ch * cw) / 300)
+        xs, ys = rng.uniform(0, cw, n_max), rng.uniform(0, ch, n_max)
+        u, big = rng.random(n_max), rng.random(n_max) < 0.04
+        ax = np.where(big, rng.uniform(3, 10, n_max), rng.uniform(0.8, 3.5, n_max))
+        ratio, rot, val = (
+            rng.uniform(0.3, 1.0, n_max),
+            rng.uniform(0, 180, n_max),
+            rng.uniform(0.6, 1.0, n_max),
+        )
         wet = _fbm(rng, ch, cw, 4.0, 2)
-        lit = shade[ys.astype(int), xs.astype(int)] + 0.6 * wet[ys.astype(int), xs.astype(int)]
-        keep = rng.random(n_spots) < np.clip((lit - 1.25) * 2.5, 0.004, 1.0)
-        for x, y in zip(xs[keep], ys[keep]):
-            big = rng.random() < 0.06
-            ax = rng.uniform(3, 12) if big else rng.uniform(0.8, 3.5)
-            axes = (int(round(ax * 16)), int(round(ax * rng.uniform(0.3, 1.0) * 16)))
-            center = (int(round(x * 16)), int(round(y * 16)))
-            cv2.ellipse(
-                spec,
-                center,
-                axes,
-                rng.uniform(0, 180),
-                0,
-                360,
-                float(rng.uniform(0.6, 1.0)),
-                -1,
-                cv2.LINE_AA,
-                4,
-            )
+        iy, ix = ys.astype(int), xs.astype(int)
+        lit = shade[iy, ix] + 0.6 * wet[iy, ix]
+        keep = u < np.clip((lit - 1.4) * 4.0, 0.002, 1.0) * (0.35 + 0.9 * difficulty) / 1.25
+        for i in np.nonzero(keep)[0]:
+            axes = (int(round(ax[i] * 16)), int(round(ax[i] * ratio[i] * 16)))
+            center = (int(round(xs[i] * 16)), int(round(ys[i] * 16)))
+            cv2.ellipse(spec, center, axes, float(rot[i]), 0, 360, float(val[i]), -1, cv2.LINE_AA, 4)
         spec = cv2.GaussianBlur(spec, (0, 0), 1.0)
         self.polyp_alpha = None
-        if polyp:
-            rgb, spec = self._add_polyp(rng, rgb, spec, scale)
+        if polyp is not None:
+            rgb, spec = self._add_polyp(polyp, rgb, spec, scale)
         spec *= 0.45 + 0.9 * difficulty
         rgb += spec[..., None] * (1.25 - rgb)  # glints are baked into the canvas (they move with the tissue)
         self.rgb = np.ascontiguousarray(rgb, np.float32)
@@ -701,12 +698,10 @@ class _Instrument:
         y1 = min(int(math.ceil(pts[:, 1].max() + blur)), h)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
-        sh = self.strip.shape[0]
         hs, pad = self.STRIP_HALF, self.STRIP_PAD
         src = np.array(
             [[0, pad], [self.STRIP_LEN, pad], [self.STRIP_LEN, pad + 2 * hs], [0, pad + 2 * hs]], np.float32
         )
-        assert sh == 2 * (hs + pad)
         pm = cv2.getPerspectiveTransform(src, quad - np.array([x0, y0], np.float32))
         layer = cv2.warpPerspective(self.strip, pm, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=0)
         ang = math.atan2(d[1], d[0])
@@ -754,7 +749,7 @@ class _Smoke:
                 f, m, (self.sw, self.sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP
             )
 
-        dens = np.clip((drift(self.f1, self.v1) * 0.65 + drift(self.f2, self.v2) * 0.35 - 0.35) / 0.45, 0, 1)
+        dens = _smoothstep(0.38, 0.72, drift(self.f1, self.v1) * 0.7 + drift(self.f2, self.v2) * 0.3)
         return cv2.resize(dens * level, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -763,35 +758,52 @@ class _Scene:
     """Everything of one video: rendered frame by frame from precomputed parts."""
 
     def __init__(self, seed: int, cfg: SynthConfig):
-        rng = np.random.default_rng(seed)
+        # one random stream per part: the difficulty, the polyp option or the number of instruments
+        # change only their own part of the scene
+        seq = np.random.SeedSequence(seed)
+        r_fov, r_tissue, r_polyp, r_layout, r_smoke, r_light, r_noise, r_inst = seq.spawn(8)
+        rng = np.random.default_rng(r_layout)
         h, w = cfg.size
         d = cfg.difficulty
         self.h, self.w = h, w
-        self.fov = _FieldOfView(rng, h, w, d)
-        has_polyp = rng.random() < cfg.polyp_prob
-        self.tissue = _Tissue(rng, h, w, d, has_polyp)
+        self.fov = _FieldOfView(np.random.default_rng(r_fov), h, w, d)
+        polyp_rng = np.random.default_rng(r_polyp)
+        has_polyp = polyp_rng.random() < cfg.polyp_prob
+        self.tissue = _Tissue(np.random.default_rng(r_tissue), h, w, d, polyp_rng if has_polyp else None)
         n_inst = int(rng.integers(1, cfg.max_instruments + 1)) if cfg.max_instruments > 0 else 0
         names = list(INSTRUMENT_STYLES)
         base = rng.uniform(0, 2 * np.pi)
         spread = 2 * np.pi / max(n_inst, 1)
         self.instruments = []
-        for i in range(n_inst):
+        for i, r_i in enumerate(r_inst.spawn(n_inst)):
             name = names[int(rng.integers(len(names)))]
             angle = base + i * spread + rng.uniform(-0.3, 0.3) * spread
             self.instruments.append(
-                _Instrument(rng, name, self.fov, angle, d, self.tissue.mean_color, float(min(h, w)))
+                _Instrument(
+                    np.random.default_rng(r_i),
+                    name,
+                    self.fov,
+                    angle,
+                    d,
+                    self.tissue.mean_color,
+                    float(min(h, w)),
+                )
             )
+        if self.instruments:  # the first instrument is in view from the first frame (no empty videos)
+            self.instruments[0].enter_at = None
         order = rng.permutation(n_inst)  # drawn back to front
         self.instruments = [self.instruments[i] for i in order]
         self.track_ids = [int(i) + 1 for i in order]
         self.polyp_track = n_inst + 1
-        self.smoke = _Smoke(rng, h, w, d)
-        self.exposure = rng.uniform(0.92, 1.12)
-        self.gain_sig, self.temp_sig = _signal(rng, (30, 110)), _signal(rng, (60, 200))
+        self.smoke = _Smoke(np.random.default_rng(r_smoke), h, w, d)
+        light = np.random.default_rng(r_light)
+        self.exposure = light.uniform(0.92, 1.12)
+        self.gain_sig, self.temp_sig = _signal(light, (30, 110)), _signal(light, (60, 200))
         self.gain_amp, self.temp_amp = 0.06 + 0.3 * d, 0.02 + 0.12 * d
         sigma = 0.006 + 0.02 * d
-        self.noise = (rng.standard_normal((h + 16, w + 16, 3)) * sigma).astype(np.float32)
-        self.noise_offsets = rng.integers(0, 17, size=(251, 2))
+        noise = np.random.default_rng(r_noise)
+        self.noise = (noise.standard_normal((h + 16, w + 16, 3), np.float32) * sigma).astype(np.float32)
+        self.noise_offsets = noise.integers(0, 17, size=(251, 2))
 
     def render(self, t: int) -> tuple[Array, list[tuple[int, Array, int]]]:
         import cv2
@@ -806,9 +818,9 @@ class _Scene:
                 y0, x0, layer = out
                 y1, x1 = y0 + layer.shape[0], x0 + layer.shape[1]
                 a = layer[..., 3]
-                _over_rgb = img[y0:y1, x0:x1]
-                _over_rgb *= 1.0 - a[..., None]
-                _over_rgb += layer[..., :3]
+                region = img[y0:y1, x0:x1]
+                region *= 1.0 - a[..., None]
+                region += layer[..., :3]
                 m[y0:y1, x0:x1] = a >= 0.5
                 for prev in masks:  # instruments in front hide the ones behind
                     prev[y0:y1, x0:x1] &= ~m[y0:y1, x0:x1]

@@ -30,7 +30,13 @@ def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Com
     ]
     if level == "default":
         ops += [
-            A.Affine(scale=(0.85, 1.2), rotate=(-20, 20), translate_percent=(-0.06, 0.06), border_mode=cv2.BORDER_CONSTANT, p=0.6),
+            A.Affine(
+                scale=(0.85, 1.2),
+                rotate=(-20, 20),
+                translate_percent=(-0.06, 0.06),
+                border_mode=cv2.BORDER_CONSTANT,
+                p=0.6,
+            ),
             A.OneOf([A.MotionBlur(blur_limit=(3, 7)), A.GaussianBlur(blur_limit=(3, 5))], p=0.3),
             A.GaussNoise(std_range=(0.01, 0.04), p=0.2),
         ]

@@ -32,8 +32,14 @@ class TorchEngine:
 class Predictor:
     """Batched semantic prediction; ``engine`` maps an NCHW float batch to NCHW logits."""
 
-    def __init__(self, engine: Callable[[np.ndarray], np.ndarray], config: dict, batch_size: int = 4,
-                 threshold: float | None = None, input_size: Sequence[int] | None = None):
+    def __init__(
+        self,
+        engine: Callable[[np.ndarray], np.ndarray],
+        config: dict,
+        batch_size: int = 4,
+        threshold: float | None = None,
+        input_size: Sequence[int] | None = None,
+    ):
         self.engine = engine
         self.config = dict(config)
         self.batch_size = batch_size

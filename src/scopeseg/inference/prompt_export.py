@@ -203,10 +203,13 @@ class OrtPromptEngine:
 
 
 def load_torch_model(name_or_dir: str | Path) -> nn.Module:
-    """A registered pretrained name (``litemedsam``/``mobilesam``) or a checkpoint folder -> eval model."""
+    """``litemedsam``/``mobilesam``, a scopeseg checkpoint folder or a transformers SAM folder -> eval model."""
     from ..models.registry import create_model, load_model
+    from ..models.sam_hf import HFSamPromptable, is_hf_sam_dir
 
     path = Path(name_or_dir)
+    if path.is_dir() and is_hf_sam_dir(path):
+        return HFSamPromptable.from_pretrained(path)
     if path.is_dir():
         return load_model(path)
     if str(name_or_dir) in PRETRAINED:

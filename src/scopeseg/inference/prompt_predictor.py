@@ -36,11 +36,21 @@ class PromptEngine(Protocol):
 
 
 class TorchPromptEngine:
-    """Runs a ``PromptableSAM``-like module (``encode``/``decode``) in torch; ``bf16`` autocasts the encoder."""
+    """Runs a ``PromptableSAM``-like module (``encode``/``decode``) in torch; ``bf16`` autocasts the encoder.
 
-    def __init__(self, model: torch.nn.Module, precision: str = "fp32"):
+    The engine keeps its own copy with conv+BatchNorm folded (``fuse=True``), so the caller's model is
+    untouched and can still be trained or saved.
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str = "fp32", fuse: bool = True):
         if precision not in ("fp32", "bf16"):
             raise ModelError(f"torch engine precision must be fp32 or bf16, got {precision!r}")
+        if fuse:
+            import copy
+
+            from ..models.tiny_vit import fuse_conv_bn
+
+            model = fuse_conv_bn(copy.deepcopy(model).eval())
         self.model = model.eval()
         self.precision = precision
         self.img_size = int(model.img_size)

@@ -22,8 +22,19 @@ from .prompt_predictor import PromptPredictor
 
 log = logging.getLogger(__name__)
 
-COLORS = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-                   [145, 30, 180], [70, 240, 240], [240, 50, 230]], np.uint8)
+COLORS = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+    ],
+    np.uint8,
+)
 
 
 @dataclass
@@ -120,7 +131,9 @@ def prompts_from_coco(dataset, jitter: float = 0.0, seed: int = 0) -> list[Promp
     return out
 
 
-def overlay(image: np.ndarray, masks: np.ndarray, boxes: list[list[float]], alpha: float = 0.45) -> np.ndarray:
+def overlay(
+    image: np.ndarray, masks: np.ndarray, boxes: list[list[float]], alpha: float = 0.45
+) -> np.ndarray:
     """Colour each mask over the image and draw its box."""
     import cv2
 
@@ -153,8 +166,14 @@ def segment_one(predictor: PromptPredictor, image: np.ndarray, prompts: PromptSe
     return res
 
 
-def segment_files(predictor: PromptPredictor, root: str | Path, prompt_sets: list[PromptSet], out_dir: str | Path,
-                  multimask: bool = False, overlays: bool = True) -> dict[str, Any]:
+def segment_files(
+    predictor: PromptPredictor,
+    root: str | Path,
+    prompt_sets: list[PromptSet],
+    out_dir: str | Path,
+    multimask: bool = False,
+    overlays: bool = True,
+) -> dict[str, Any]:
     """Segment every prompt set's image under ``root``; write label maps, overlays, predictions.json."""
     from ..data import rle as rle_mod
 
@@ -178,14 +197,25 @@ def segment_files(predictor: PromptPredictor, root: str | Path, prompt_sets: lis
             write_image(out_dir / "overlays" / f"{stem}.jpg", overlay(image, res.masks, ps.boxes))
         for i, (m, s) in enumerate(zip(res.masks, res.scores)):
             r = rle_mod.encode(m)
-            pred = {"file_name": ps.file_name, "prompt_index": i, "segmentation": r,
-                    "bbox": rle_mod.bbox(r), "score": float(s), "area": int(m.sum())}
+            pred = {
+                "file_name": ps.file_name,
+                "prompt_index": i,
+                "segmentation": r,
+                "bbox": rle_mod.bbox(r),
+                "score": float(s),
+                "area": int(m.sum()),
+            }
             if ps.image_id is not None:
                 pred["image_id"] = ps.image_id
             if ps.category_ids is not None:
                 pred["category_id"] = ps.category_ids[i]
             predictions.append(pred)
-        summary.append({"file_name": ps.file_name, "scores": [round(float(s), 4) for s in res.scores],
-                        "areas": [int(m.sum()) for m in res.masks]})
+        summary.append(
+            {
+                "file_name": ps.file_name,
+                "scores": [round(float(s), 4) for s in res.scores],
+                "areas": [int(m.sum()) for m in res.masks],
+            }
+        )
     write_json(out_dir / "predictions.json", predictions)
     return {"images": len(prompt_sets), "masks": len(predictions), "out": str(out_dir), "items": summary}

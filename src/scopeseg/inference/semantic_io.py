@@ -36,7 +36,10 @@ def input_kind(path: Path) -> str:
         return "video"
     if is_image(path):
         return "image"
-    raise DataError("unsupported input (expected an image, a folder of images, a COCO JSON / data folder or a video)", path)
+    raise DataError(
+        "unsupported input (expected an image, a folder of images, a COCO JSON / data folder or a video)",
+        path,
+    )
 
 
 def _register(kind: str):
@@ -57,7 +60,15 @@ class _Writer:
         for i, name in enumerate(predictor.classes):
             self.ds.add_category(name, id=i + 1, color=self.colors[i + 1])
 
-    def add(self, img: np.ndarray, probs: np.ndarray, stem: str, file_name: str, write_files: bool = True, **image_kw) -> tuple[int, np.ndarray]:
+    def add(
+        self,
+        img: np.ndarray,
+        probs: np.ndarray,
+        stem: str,
+        file_name: str,
+        write_files: bool = True,
+        **image_kw,
+    ) -> tuple[int, np.ndarray]:
         labels = self.p.labels(probs)
         iid = self.ds.add_image(file_name, img.shape[0], img.shape[1], **image_kw)
         for c in range(1, len(self.p.classes) + 1):
@@ -74,7 +85,9 @@ class _Writer:
         return iid, labels
 
 
-def _predict_images(predictor: Predictor, items: list[tuple[str, Path]], out: Path, masks: bool, overlays: bool) -> _Writer:
+def _predict_images(
+    predictor: Predictor, items: list[tuple[str, Path]], out: Path, masks: bool, overlays: bool
+) -> _Writer:
     w = _Writer(predictor, out, masks, overlays)
     bs = predictor.batch_size
     for start in track(range(0, len(items), bs), "predicting", total=(len(items) + bs - 1) // bs):
@@ -86,14 +99,18 @@ def _predict_images(predictor: Predictor, items: list[tuple[str, Path]], out: Pa
 
 
 @_register("image")
-def predict_image_file(predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True) -> dict[str, Any]:
+def predict_image_file(
+    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+) -> dict[str, Any]:
     w = _predict_images(predictor, [(path.name, path)], out, masks, overlays)
     w.ds.save(out / "predictions.json")
     return {"images": 1, "predictions": str(out / "predictions.json")}
 
 
 @_register("folder")
-def predict_folder(predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True) -> dict[str, Any]:
+def predict_folder(
+    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+) -> dict[str, Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
     if not files:
         raise DataError("no images in folder", path)
@@ -103,25 +120,40 @@ def predict_folder(predictor: Predictor, path: Path, out: Path, masks: bool = Tr
 
 
 @_register("coco")
-def predict_coco(predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True) -> dict[str, Any]:
+def predict_coco(
+    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+) -> dict[str, Any]:
     gt = CocoDataset.load(path)
     items = [(gt.images[i]["file_name"], gt.image_path(i)) for i in gt.images]
     w = _predict_images(predictor, items, out, masks, overlays)
     # COCO results keyed to the input's ids: categories matched by name (binary: the model's one class)
     by_name = {c["name"]: cid for cid, c in gt.categories.items()}
     results = []
-    for (gt_iid, pred_iid) in zip(gt.images, w.ds.images):
+    for gt_iid, pred_iid in zip(gt.images, w.ds.images):
         for a in w.ds.image_anns(pred_iid):
             name = w.ds.categories[a["category_id"]]["name"]
-            results.append({"image_id": gt_iid, "category_id": by_name.get(name, a["category_id"]),
-                            "segmentation": a["segmentation"], "bbox": a["bbox"], "score": a["score"]})
+            results.append(
+                {
+                    "image_id": gt_iid,
+                    "category_id": by_name.get(name, a["category_id"]),
+                    "segmentation": a["segmentation"],
+                    "bbox": a["bbox"],
+                    "score": a["score"],
+                }
+            )
     w.ds.save(out / "predictions.json")
     write_json(out / "results.json", results)
-    return {"images": len(items), "predictions": str(out / "predictions.json"), "results": str(out / "results.json")}
+    return {
+        "images": len(items),
+        "predictions": str(out / "predictions.json"),
+        "results": str(out / "results.json"),
+    }
 
 
 @_register("video")
-def predict_video(predictor: Predictor, path: Path, out: Path, masks: bool = False, overlays: bool = True) -> dict[str, Any]:
+def predict_video(
+    predictor: Predictor, path: Path, out: Path, masks: bool = False, overlays: bool = True
+) -> dict[str, Any]:
     """Decode -> predict (batched, bounded memory) -> overlay mp4 + COCO-video JSON of the predictions."""
     from ..video_io import VideoWriter, iter_frames, video_info
     from ..viz import overlay
@@ -136,8 +168,15 @@ def predict_video(predictor: Predictor, path: Path, out: Path, masks: bool = Fal
         for batch in _batched(track(frames, "predicting video", total=info["frames"]), predictor.batch_size):
             imgs = [f for _, f in batch]
             for (i, img), probs in zip(batch, predictor.probabilities(imgs)):
-                _, labels = w.add(img, probs, f"{path.stem}_{i:06d}", f"{path.stem}/{i:06d}.jpg",
-                                  write_files=masks, video_id=vid, frame_index=i)
+                _, labels = w.add(
+                    img,
+                    probs,
+                    f"{path.stem}_{i:06d}",
+                    f"{path.stem}/{i:06d}.jpg",
+                    write_files=masks,
+                    video_id=vid,
+                    frame_index=i,
+                )
                 if writer is not None:
                     writer.write(overlay(img, labels, w.colors))
                 n += 1

@@ -223,4 +223,11 @@ def _coco_pairs(ds: Any, pred: Path, pk: str, cmap: dict[int, int], score_thr: f
                 )
         vid = im.get("video_id")
         video = ds.videos.get(vid, {}).get("name", str(vid)) if vid is not None else None
-        yield Pair(key, ds.semantic_mask(iid, cmap), p, None, video, im.get("frame_index"), {"image_id": iid})
+        extra: dict[str, Any] = {"image_id": iid}
+        try:
+            path = ds.image_path(iid)
+            if path.is_file():
+                extra["image_path"] = path
+        except DataError:
+            pass
+        yield Pair(key, ds.semantic_mask(iid, cmap), p, None, video, im.get("frame_index"), extra)

@@ -38,11 +38,18 @@ COCO_STAT_NAMES = (
 
 
 def _load_json(obj: str | Path | dict | list, what: str) -> Any:
+    """Parsed JSON (orjson: COCO files are large); a dict / list passes through."""
     if isinstance(obj, (dict, list)):
         return obj
-    from ..io import read_json
+    import orjson
 
-    return read_json(obj)
+    path = Path(obj)
+    if not path.is_file():
+        raise DataError(f"{what} file not found", path)
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise DataError(f"malformed JSON ({e})", path) from None
 
 
 def check_prediction_categories(gt: dict, dts: list[dict], source: str = "predictions") -> None:

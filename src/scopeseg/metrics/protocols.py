@@ -39,6 +39,26 @@ class EvalResult:
     params: dict[str, Any]
     primary: list[str] = field(default_factory=list)  # per-item columns shown as distributions / worst cases
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    #: a few worst items' 2D label maps (and image path if known) for report overlays: key -> (gt, pred, image)
+    examples: dict[str, tuple[np.ndarray, np.ndarray, Any]] = field(default_factory=dict)
+
+    def attach_examples(self, pairs: list[Pair], k: int = 6) -> EvalResult:
+        """Keep the ``k`` worst 2D items (by the first primary column) for the report's overlays."""
+        if not self.primary or not pairs:
+            return self
+        col, higher = self.primary[0], self.higher_is_better.get(self.primary[0], True)
+        by_key = {p.key: p for p in pairs if p.gt.ndim == 2}
+
+        def badness(r: dict[str, Any]) -> float:
+            v = r.get(col)
+            if not isinstance(v, (int, float)) or math.isnan(v):
+                return math.inf  # undefined scores (both empty) are not worth a picture
+            return v if higher else -v
+
+        for r in sorted((r for r in self.items if r.get("item") in by_key), key=badness)[:k]:
+            p = by_key[r["item"]]
+            self.examples[p.key] = (p.gt, p.pred, p.extra.get("image_path"))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,7 +215,7 @@ def _binary(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         p,
         ["dice", "nsd", hd],
         {"dice": True, "iou": True, "nsd": True, hd: False, "assd": False, "precision": True, "recall": True},
-    )
+    ).attach_examples(pairs)
 
 
 # ------------------------------------------------------------------------------------- medsam-laptop
@@ -231,7 +251,7 @@ def _medsam(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         p,
         ["dsc", "nsd"],
         {"dsc": True, "nsd": True},
-    )
+    ).attach_examples(pairs)
 
 
 # ------------------------------------------------------------------------------------------ endovis
@@ -275,7 +295,7 @@ def _endovis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         p,
         ["challenge_iou", "iou"],
         {"challenge_iou": True, "iou": True},
-    )
+    ).attach_examples(pairs)
 
 
 # ----------------------------------------------------------------------------------------- semantic
@@ -318,7 +338,7 @@ def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         p,
         ["miou"],
         {"miou": True},
-    )
+    ).attach_examples(pairs)
 
 
 # --------------------------------------------------------------------------------------------- coco

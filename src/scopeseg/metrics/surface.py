@@ -30,7 +30,7 @@ DISTANCE_METRICS: dict[str, float] = {"euclidean": 2.0, "chessboard": math.inf, 
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def as_mask(a: np.ndarray, name: str = "mask") -> np.ndarray:
+def as_mask(a: np.ndarray) -> np.ndarray:
     """Return ``a`` as a numpy bool array (non-zero = foreground)."""
     a = np.asarray(a)
     return a if a.dtype == bool else a != 0
@@ -91,14 +91,15 @@ def surfel_measure_table(spacing: tuple[float, ...]) -> np.ndarray:
 
 
 def _bbox(union: np.ndarray) -> tuple[slice, ...] | None:
-    slices = []
-    for ax in range(union.ndim):
-        proj = np.any(union, axis=tuple(a for a in range(union.ndim) if a != ax))
-        idx = np.flatnonzero(proj)
-        if idx.size == 0:
-            return None
-        slices.append(slice(int(idx[0]), int(idx[-1]) + 1))
-    return tuple(slices)
+    """Bounding box of the foreground (None if empty), from contiguous row projections (fast reductions)."""
+    rows = np.flatnonzero(union.reshape(union.shape[0], -1).any(axis=1))
+    if rows.size == 0:
+        return None
+    first = slice(int(rows[0]), int(rows[-1]) + 1)
+    if union.ndim == 1:
+        return (first,)
+    rest = _bbox(union[first].any(axis=0))
+    return None if rest is None else (first, *rest)
 
 
 def _padded(crop: np.ndarray) -> np.ndarray:
@@ -166,16 +167,26 @@ def _nearest(
         tree = cKDTree(ref * scale, leafsize=32, balanced_tree=False, compact_nodes=False)
         _, idx = tree.query(query * scale, k=1, p=p)
         nearest = ref[idx]
-    diff = (nearest - query).astype(np.float64)
+    diff = (nearest - query).T.astype(np.float64)  # (ndim, n): per-axis rows, summed in axis order as scipy
     if p == 2.0:
-        diff *= sp
-        return np.sqrt(np.add.reduce(diff * diff, axis=1))
+        total = (diff[0] * sp[0]) ** 2
+        for ax in range(1, diff.shape[0]):
+            total += (diff[ax] * sp[ax]) ** 2
+        return np.sqrt(total)
     diff = np.abs(diff)
-    return diff.max(axis=1) if p == math.inf else diff.sum(axis=1)
+    out = diff[0].copy()
+    for ax in range(1, diff.shape[0]):
+        out = np.maximum(out, diff[ax]) if p == math.inf else out + diff[ax]
+    return out
 
 
 def _nearest_skipping_shared(
-    query: np.ndarray, ref: np.ndarray, shared: np.ndarray, spacing: tuple[float, ...], p: float, shape: tuple[int, ...]
+    query: np.ndarray,
+    ref: np.ndarray,
+    shared: np.ndarray,
+    spacing: tuple[float, ...],
+    p: float,
+    shape: tuple[int, ...],
 ) -> np.ndarray:
     """``_nearest`` where ``shared`` query points (also reference points) get 0 without a query."""
     if ref.shape[0] == 0 or not shared.any():
@@ -287,6 +298,8 @@ def surface_distances(
     if box is None:
         return _empty_distances(convention)
     cp, cg = pred[box], gt[box]
+    if convention == "deepmind" and cp.ndim == 3 and 1 in cp.shape:
+        return _slab_distances(cp, cg, sp, cp.shape.index(1), DISTANCE_METRICS[distance_metric])
     if convention == "deepmind":
         full = 2 ** (2**pred.ndim) - 1
         code_p, code_g = _neighbour_codes(cp), _neighbour_codes(cg)
@@ -308,6 +321,49 @@ def surface_distances(
     d_gp = _nearest_skipping_shared(pts_g, pts_p, edge_p.ravel()[idx_g], sp, p, shape)
     d_pg = _nearest_skipping_shared(pts_p, pts_g, edge_g.ravel()[idx_p], sp, p, shape)
     return SurfaceDistances(d_gp, d_pg, area_g, area_p, convention)
+
+
+@lru_cache(maxsize=8)
+def _slab_code_maps(axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """2D neighbour code -> 3D code of the corners below (level 0) and above (level 1) a one-voxel slab."""
+    maps = []
+    for slab_offset in (1, 0):  # level 0: the slab is the voxel at offset 1 along ``axis``; level 1: offset 0
+        m = np.zeros(16, np.int64)
+        for code2 in range(16):
+            code3 = 0
+            for flat2 in range(4):
+                if code2 & (1 << (3 - flat2)):
+                    offs = [flat2 >> 1, flat2 & 1]
+                    offs.insert(axis, slab_offset)
+                    code3 |= 1 << (7 - (4 * offs[0] + 2 * offs[1] + offs[2]))
+            m[code2] = code3
+        maps.append(m)
+    return maps[0], maps[1]
+
+
+def _slab_distances(
+    cp: np.ndarray, cg: np.ndarray, sp: tuple[float, ...], axis: int, p: float
+) -> SurfaceDistances:
+    """DeepMind 3D distances of one-voxel-thick slabs (2D cases scored as (H, W, 1)) via one 2D plane.
+
+    The corners below and above the slab carry the same in-plane pattern, so each surfel's nearest surfel of
+    the other mask lies in its own plane: distances come from one 2D query and are used for both levels.
+    """
+    table = surfel_measure_table(sp)
+    lo, hi = _slab_code_maps(axis)
+    sp2 = tuple(v for i, v in enumerate(sp) if i != axis)
+    out = []
+    codes = [_neighbour_codes(m.squeeze(axis)) for m in (cp, cg)]
+    idx = [np.flatnonzero(c) for c in codes]
+    shape = codes[0].shape
+    pts = [np.stack(np.unravel_index(i, shape), axis=1) for i in idx]
+    present = [c.ravel() != 0 for c in codes]
+    for me, other in ((1, 0), (0, 1)):  # gt -> pred first, then pred -> gt
+        d = _nearest_skipping_shared(pts[me], pts[other], present[other][idx[me]], sp2, p, shape)
+        c2 = codes[me].ravel()[idx[me]]
+        out.append((np.concatenate([d, d]), np.concatenate([table[lo[c2]], table[hi[c2]]])))
+    (d_gp, a_g), (d_pg, a_p) = out
+    return SurfaceDistances(d_gp, d_pg, a_g, a_p, "deepmind")
 
 
 # ------------------------------------------------------------------------ DeepMind-convention metrics

@@ -69,7 +69,9 @@ def _load_families() -> None:
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Registered model names matching a glob (``list_models("unet-*")``)."""
     _load_families()
-    return sorted(n for n, e in MODELS.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family))
+    return sorted(
+        n for n, e in MODELS.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family)
+    )
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -94,19 +96,31 @@ def create_model(name: str, **cfg: Any) -> nn.Module:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def run_manifest(config: dict[str, Any] | None = None, seed: int | None = None, data_digest: str | None = None) -> dict:
+def run_manifest(
+    config: dict[str, Any] | None = None, seed: int | None = None, data_digest: str | None = None
+) -> dict:
     """Package versions, git commit, config, seed and data digest of a run (written beside checkpoints)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for pkg in ("scopeseg", "torch", "monai", "lightning", "numpy", "onnxruntime", "transformers", "albumentations"):
+    for pkg in (
+        "scopeseg",
+        "torch",
+        "monai",
+        "lightning",
+        "numpy",
+        "onnxruntime",
+        "transformers",
+        "albumentations",
+    ):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -132,19 +146,35 @@ def file_digest(path: str | Path) -> str:
 
 
 def _model_card(config: dict[str, Any], manifest: dict[str, Any], card: str | None) -> str:
-    lines = [f"# {config.get('name', 'model')}", "", card or "A scopeseg checkpoint.", "",
-             "## Config", "```json", json.dumps(config, indent=2, default=str), "```", "",
-             "## Licenses",
-             f"- Weights: {config.get('weights_license', 'Apache-2.0 (trained with scopeseg)')}",
-             f"- Pretrained encoder: {config.get('encoder_weights') or 'none (random init)'}",
-             f"- Training data: {config.get('data_license', 'see manifest.json')}", "",
-             "## Run", f"- created {manifest.get('created')}, git {manifest.get('git_commit')}, seed {manifest.get('seed')}",
-             f"- data digest {manifest.get('data_digest')}"]
+    lines = [
+        f"# {config.get('name', 'model')}",
+        "",
+        card or "A scopeseg checkpoint.",
+        "",
+        "## Config",
+        "```json",
+        json.dumps(config, indent=2, default=str),
+        "```",
+        "",
+        "## Licenses",
+        f"- Weights: {config.get('weights_license', 'Apache-2.0 (trained with scopeseg)')}",
+        f"- Pretrained encoder: {config.get('encoder_weights') or 'none (random init)'}",
+        f"- Training data: {config.get('data_license', 'see manifest.json')}",
+        "",
+        "## Run",
+        f"- created {manifest.get('created')}, git {manifest.get('git_commit')}, seed {manifest.get('seed')}",
+        f"- data digest {manifest.get('data_digest')}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def save_pretrained(model: nn.Module, path: str | Path, manifest: dict[str, Any] | None = None,
-                    card: str | None = None, extra: dict[str, Any] | None = None) -> Path:
+def save_pretrained(
+    model: nn.Module,
+    path: str | Path,
+    manifest: dict[str, Any] | None = None,
+    card: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model.safetensors`` + ``config.json`` + ``manifest.json`` + model card, atomically."""
     from safetensors.torch import save_file
 
@@ -168,7 +198,9 @@ def load_model(path: str | Path, map_location: str = "cpu", **overrides: Any) ->
 
     path = Path(path)
     if not path.is_dir():
-        raise ModelError("checkpoint folder not found" if not path.exists() else "checkpoint must be a folder", path)
+        raise ModelError(
+            "checkpoint folder not found" if not path.exists() else "checkpoint must be a folder", path
+        )
     cfg_path, w_path = path / CONFIG_FILE, path / WEIGHTS_FILE
     for p in (cfg_path, w_path):
         if not p.is_file():
@@ -193,7 +225,9 @@ def load_model(path: str | Path, map_location: str = "cpu", **overrides: Any) ->
     try:
         state = load_file(str(w_path), device=map_location)
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise ModelError(f"cannot read weights ({e.__class__.__name__}: {str(e).splitlines()[0]})", w_path) from None
+        raise ModelError(
+            f"cannot read weights ({e.__class__.__name__}: {str(e).splitlines()[0]})", w_path
+        ) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -273,8 +273,9 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
         if isinstance(child, Conv2dBN):
             c, bn = child.c, child.bn
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
-                              groups=c.groups, bias=True)
+            fused = nn.Conv2d(
+                c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, groups=c.groups, bias=True
+            )
             with torch.no_grad():
                 fused.weight.copy_(c.weight * scale[:, None, None, None])
                 fused.bias.copy_(bn.bias - bn.running_mean * scale)

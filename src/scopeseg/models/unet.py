@@ -22,8 +22,15 @@ DECODER_CHANNELS = (256, 128, 64, 32, 16)
 class SegmentationUNet(nn.Module):
     """Normalise -> pad to /32 -> encoder-decoder network -> crop back to the input size."""
 
-    def __init__(self, net: nn.Module, num_outputs: int, classes: Sequence[str], multiple: int = 32,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    def __init__(
+        self,
+        net: nn.Module,
+        num_outputs: int,
+        classes: Sequence[str],
+        multiple: int = 32,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ):
         super().__init__()
         self.net = net
         self.num_outputs = num_outputs
@@ -50,20 +57,38 @@ class SegmentationUNet(nn.Module):
 class EncoderUNet(nn.Module):
     """Our encoder (5 feature maps, strides 2..32) + MONAI's FlexibleUNet decoder and head."""
 
-    def __init__(self, encoder: nn.Module, encoder_channels: Sequence[int], out_channels: int,
-                 decoder_channels: Sequence[int] = DECODER_CHANNELS):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        encoder_channels: Sequence[int],
+        out_channels: int,
+        decoder_channels: Sequence[int] = DECODER_CHANNELS,
+    ):
         super().__init__()
         from monai.networks.nets.flexible_unet import SegmentationHead, UNetDecoder
 
         self.encoder = encoder
         self.decoder = UNetDecoder(
-            spatial_dims=2, encoder_channels=tuple(encoder_channels), decoder_channels=tuple(decoder_channels),
-            act=("relu", {"inplace": True}), norm=("batch", {"eps": 1e-3, "momentum": 0.1}), dropout=0.0,
-            bias=False, upsample="nontrainable", pre_conv="default", interp_mode="nearest", align_corners=None,
+            spatial_dims=2,
+            encoder_channels=tuple(encoder_channels),
+            decoder_channels=tuple(decoder_channels),
+            act=("relu", {"inplace": True}),
+            norm=("batch", {"eps": 1e-3, "momentum": 0.1}),
+            dropout=0.0,
+            bias=False,
+            upsample="nontrainable",
+            pre_conv="default",
+            interp_mode="nearest",
+            align_corners=None,
             is_pad=True,
         )
-        self.segmentation_head = SegmentationHead(spatial_dims=2, in_channels=decoder_channels[-1],
-                                                  out_channels=out_channels, kernel_size=3, act=None)
+        self.segmentation_head = SegmentationHead(
+            spatial_dims=2,
+            in_channels=decoder_channels[-1],
+            out_channels=out_channels,
+            kernel_size=3,
+            act=None,
+        )
         self.skip_connect = len(encoder_channels) - 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +109,9 @@ def _monai_unet(backbone: str, classes, num_classes, pretrained: bool) -> Segmen
     if pretrained:
         from ..errors import ModelError
 
-        raise ModelError(f"no ImageNet weights for {backbone} exist here; use pretrained=false or a unet-lite*/unet-mbv2 model")
+        raise ModelError(
+            f"no ImageNet weights for {backbone} exist here; use pretrained=false or a unet-lite*/unet-mbv2 model"
+        )
     out, classes = _num_outputs(classes, num_classes)
     net = FlexibleUNet(in_channels=3, out_channels=out, backbone=backbone, pretrained=False)
     # MONAI's encoder keeps the classifier-side layers it never runs; drop them (no dead weights in
@@ -96,16 +123,25 @@ def _monai_unet(backbone: str, classes, num_classes, pretrained: bool) -> Segmen
 
 
 @register_model("unet-effb0", description="UNet, EfficientNet-B0 encoder (MONAI FlexibleUNet), random init")
-def unet_effb0(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = False) -> nn.Module:
+def unet_effb0(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = False
+) -> nn.Module:
     return _monai_unet("efficientnet-b0", classes, num_classes, pretrained)
 
 
-@register_model("unet-effb2", description="UNet, EfficientNet-B2 encoder (the MONAI endoscopic tool bundle's model), random init")
-def unet_effb2(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = False) -> nn.Module:
+@register_model(
+    "unet-effb2",
+    description="UNet, EfficientNet-B2 encoder (the MONAI endoscopic tool bundle's model), random init",
+)
+def unet_effb2(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = False
+) -> nn.Module:
     return _monai_unet("efficientnet-b2", classes, num_classes, pretrained)
 
 
-def _encoder_unet(kind: str, variant: str | None, weight_name: str, classes, num_classes, pretrained: bool) -> SegmentationUNet:
+def _encoder_unet(
+    kind: str, variant: str | None, weight_name: str, classes, num_classes, pretrained: bool
+) -> SegmentationUNet:
     from . import encoders
 
     out, classes = _num_outputs(classes, num_classes)
@@ -118,21 +154,31 @@ def _encoder_unet(kind: str, variant: str | None, weight_name: str, classes, num
     return model
 
 
-@register_model("unet-lite0", description="UNet, EfficientNet-Lite0 encoder (ImageNet), the light real-time CPU model")
-def unet_lite0(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
+@register_model(
+    "unet-lite0", description="UNet, EfficientNet-Lite0 encoder (ImageNet), the light real-time CPU model"
+)
+def unet_lite0(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
+) -> nn.Module:
     return _encoder_unet("lite", "lite0", "efficientnet-lite0", classes, num_classes, pretrained)
 
 
 @register_model("unet-lite1", description="UNet, EfficientNet-Lite1 encoder (ImageNet)")
-def unet_lite1(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
+def unet_lite1(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
+) -> nn.Module:
     return _encoder_unet("lite", "lite1", "efficientnet-lite1", classes, num_classes, pretrained)
 
 
 @register_model("unet-lite2", description="UNet, EfficientNet-Lite2 encoder (ImageNet)")
-def unet_lite2(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
+def unet_lite2(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
+) -> nn.Module:
     return _encoder_unet("lite", "lite2", "efficientnet-lite2", classes, num_classes, pretrained)
 
 
 @register_model("unet-mbv2", description="UNet, MobileNetV2 encoder (ImageNet)")
-def unet_mbv2(classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
+def unet_mbv2(
+    classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
+) -> nn.Module:
     return _encoder_unet("mbv2", None, "mobilenetv2", classes, num_classes, pretrained)

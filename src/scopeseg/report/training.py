@@ -110,13 +110,15 @@ def example_panel(img: np.ndarray, gt: np.ndarray, pred: np.ndarray, colors: dic
     return np.concatenate([overlay(img, gt, colors), overlay(img, pred, colors)], axis=1)
 
 
-def training_report(run_dir: Path, cfg, result: dict[str, Any], ds) -> Path:
-    """Write ``run_dir/report.html`` (self-contained) from an evaluation result."""
+def training_report(
+    run_dir: Path, cfg, result: dict[str, Any], ds, path: Path | None = None, title: str | None = None
+) -> Path:
+    """Write a self-contained report (default ``run_dir/report.html``) from an evaluation result."""
     from ..data.coco import PALETTE
 
     names = result["class_names"]
     colors = {i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(names))}
-    rep = HtmlReport(f"scopeseg training report: {cfg.model}")
+    rep = HtmlReport(title or f"scopeseg training report: {cfg.model}")
     s = result["summary"]
     rep.paragraph(
         f"Run folder: {run_dir}. Best checkpoint (highest validation Dice): {Path(run_dir) / 'best'}. "
@@ -155,4 +157,4 @@ def training_report(run_dir: Path, cfg, result: dict[str, Any], ds) -> Path:
     )
     rep.heading("Config")
     rep.code(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return rep.save(Path(run_dir) / "report.html")
+    return rep.save(Path(path) if path is not None else Path(run_dir) / "report.html")

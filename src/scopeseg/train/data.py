@@ -39,7 +39,10 @@ class SemanticDataModule(L.LightningDataModule):
             names = {self.ds.categories[c]["name"] for c in self.class_map}
             vnames = {self.val_ds.categories[c]["name"] for c in vmap}
             if names != vnames:
-                raise DataError(f"validation categories {sorted(vnames)} differ from training {sorted(names)}", self.val_ds.path)
+                raise DataError(
+                    f"validation categories {sorted(vnames)} differ from training {sorted(names)}",
+                    self.val_ds.path,
+                )
             self.val_class_map = vmap
             self.train_ids, self.val_ids = list(self.ds.images), list(self.val_ds.images)
         else:
@@ -47,14 +50,30 @@ class SemanticDataModule(L.LightningDataModule):
             self.train_ids, self.val_ids = train_val_ids(self.ds, cfg.val_fraction, cfg.seed)
         size = cfg.train_size
         cache = eval_transform(size) if cfg.cache_images else None
-        self.train_set = SemanticDataset(self.ds, self.class_map, self.train_ids,
-                                         transform=train_transform(None if cache else size, cfg.augment), cache_transform=cache)
-        self.val_set = SemanticDataset(self.val_ds, self.val_class_map, self.val_ids,
-                                       transform=None if cache else eval_transform(size), cache_transform=cache)
+        self.train_set = SemanticDataset(
+            self.ds,
+            self.class_map,
+            self.train_ids,
+            transform=train_transform(None if cache else size, cfg.augment),
+            cache_transform=cache,
+        )
+        self.val_set = SemanticDataset(
+            self.val_ds,
+            self.val_class_map,
+            self.val_ids,
+            transform=None if cache else eval_transform(size),
+            cache_transform=cache,
+        )
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
-                          drop_last=shuffle and len(dataset) > self.cfg.batch_size, persistent_workers=self.cfg.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=self.cfg.num_workers,
+            drop_last=shuffle and len(dataset) > self.cfg.batch_size,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)

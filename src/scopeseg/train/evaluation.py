@@ -35,8 +35,9 @@ def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"dice": dice, "iou": iou}
 
 
-def evaluate_semantic(predictor, ds: CocoDataset, image_ids: Sequence[int], class_map: dict[int, int],
-                      keep: int = 0) -> dict[str, Any]:
+def evaluate_semantic(
+    predictor, ds: CocoDataset, image_ids: Sequence[int], class_map: dict[int, int], keep: int = 0
+) -> dict[str, Any]:
     """Run ``predictor`` on images and score them; keeps (image, gt, pred) of up to ``keep`` best/worst."""
     names = ["background"] + list(predictor.classes)
     k = len(names)
@@ -44,7 +45,11 @@ def evaluate_semantic(predictor, ds: CocoDataset, image_ids: Sequence[int], clas
     rows: list[dict[str, Any]] = []
     samples: dict[int, tuple] = {}
     ids = list(image_ids)
-    for start in track(range(0, len(ids), predictor.batch_size), "evaluating", total=(len(ids) + predictor.batch_size - 1) // predictor.batch_size):
+    for start in track(
+        range(0, len(ids), predictor.batch_size),
+        "evaluating",
+        total=(len(ids) + predictor.batch_size - 1) // predictor.batch_size,
+    ):
         batch_ids = ids[start : start + predictor.batch_size]
         images = [ds.load_image(i) for i in batch_ids]
         preds = predictor.predict(images)
@@ -71,9 +76,16 @@ def evaluate_semantic(predictor, ds: CocoDataset, image_ids: Sequence[int], clas
                     wanted = {r["image_id"] for r in order[:keep] + order[-keep:]}
                     samples = {i: v for i, v in samples.items() if i in wanted}
     pooled = scores_from_confusion(total)
-    per_class = [{"class": n, "dice": float(pooled["dice"][i]), "iou": float(pooled["iou"][i]),
-                  "gt_pixels": int(total[i].sum()), "pred_pixels": int(total[:, i].sum())}
-                 for i, n in enumerate(names)]
+    per_class = [
+        {
+            "class": n,
+            "dice": float(pooled["dice"][i]),
+            "iou": float(pooled["iou"][i]),
+            "gt_pixels": int(total[i].sum()),
+            "pred_pixels": int(total[:, i].sum()),
+        }
+        for i, n in enumerate(names)
+    ]
     dices = np.array([r["dice"] for r in rows])
     summary = {
         "images": len(rows),
@@ -83,15 +95,23 @@ def evaluate_semantic(predictor, ds: CocoDataset, image_ids: Sequence[int], clas
         "iou_pooled_foreground": float(np.nanmean(pooled["iou"][1:])),
         "conventions": {
             "dice_mean_per_image": "mean over images of foreground Dice (multi-class: mean over classes present "
-                                   "in GT or prediction); an image with empty GT and empty prediction scores 1",
+            "in GT or prediction); an image with empty GT and empty prediction scores 1",
             "dice_pooled_foreground": "Dice from pixel counts summed over all images, mean over foreground classes",
         },
     }
     order = sorted(rows, key=lambda r: r["dice"])
-    examples = {"worst": [(r, samples[r["image_id"]]) for r in order[:keep] if r["image_id"] in samples],
-                "best": [(r, samples[r["image_id"]]) for r in order[::-1][:keep] if r["image_id"] in samples]}
-    return {"summary": summary, "per_class": per_class, "per_image": rows, "confusion": total.tolist(),
-            "class_names": names, "examples": examples}
+    examples = {
+        "worst": [(r, samples[r["image_id"]]) for r in order[:keep] if r["image_id"] in samples],
+        "best": [(r, samples[r["image_id"]]) for r in order[::-1][:keep] if r["image_id"] in samples],
+    }
+    return {
+        "summary": summary,
+        "per_class": per_class,
+        "per_image": rows,
+        "confusion": total.tolist(),
+        "class_names": names,
+        "examples": examples,
+    }
 
 
 def evaluate_semantic_run(run_dir: Path, best_dir: Path, dm, cfg) -> dict[str, Any]:

@@ -43,8 +43,26 @@ def resolve_resume(resume: str | None) -> str | None:
     if not ckpt.is_file():
         raise ConfigError(f"resume checkpoint not found: {ckpt}")
     if not (run_dir / RUN_MARKER).is_file():
-        raise ConfigError(f"{ckpt}: not inside a scopeseg run folder (no {RUN_MARKER}); refusing to unpickle it")
+        raise ConfigError(
+            f"{ckpt}: not inside a scopeseg run folder (no {RUN_MARKER}); refusing to unpickle it"
+        )
     return str(ckpt)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's INFO chatter (GPU available, tips) and its deprecation warnings out of our output
+    unless ``-v`` was given (Lightning sets its own loggers to INFO when imported)."""
+    import warnings
+
+    verbose = logging.getLogger().level <= logging.INFO
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        lg = logging.getLogger(name)
+        if not verbose:
+            lg.setLevel(logging.WARNING)
+    if not verbose:
+        warnings.filterwarnings("ignore", message=r".*(LeafSpec|litlogger|log_every_n_steps|does not have many workers|"
+                                r"Checkpoint directory .* exists|Experiment logs directory|exists and is not empty).*")
 
 
 def _log_version(run_dir: Path, resuming: bool) -> str:
@@ -60,14 +78,27 @@ def _log_version(run_dir: Path, resuming: bool) -> str:
 def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice", mode: str = "max"):
     """Lightning Trainer with our callbacks: best/last checkpoints, early stop, logs, progress bar."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        TQDMProgressBar,
+    )
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from .. import progress
 
+    quiet_lightning()
     callbacks: list[Any] = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                        save_last=True, save_top_k=1, auto_insert_metric_name=False),
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_last=True,
+            save_top_k=1,
+            auto_insert_metric_name=False,
+        ),
         LearningRateMonitor(logging_interval="step"),
     ]
     if cfg.early_stop_patience:
@@ -76,24 +107,43 @@ def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice",
     if show:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every // 2)))
     version = _log_version(run_dir, bool(cfg.resume))
-    loggers = [CSVLogger(str(run_dir), name="logs", version=version),
-               TensorBoardLogger(str(run_dir), name="logs", version=version.replace("csv", "tb"), default_hp_metric=False)]
+    loggers = [
+        CSVLogger(str(run_dir), name="logs", version=version),
+        TensorBoardLogger(
+            str(run_dir), name="logs", version=version.replace("csv", "tb"), default_hp_metric=False
+        ),
+    ]
     kwargs: dict[str, Any] = {}
     if cfg.max_minutes:
         kwargs["max_time"] = {"minutes": cfg.max_minutes}
     if cfg.limit_train_batches is not None:
         kwargs["limit_train_batches"] = cfg.limit_train_batches
     strategy = cfg.strategy
-    if strategy == "ddp" and cfg.accelerator in ("cpu",) or (strategy == "ddp" and not torch.cuda.is_available()):
+    if (
+        strategy == "ddp"
+        and cfg.accelerator in ("cpu",)
+        or (strategy == "ddp" and not torch.cuda.is_available())
+    ):
         from lightning.pytorch.strategies import DDPStrategy
 
         strategy = DDPStrategy(process_group_backend="gloo")
     return L.Trainer(
-        max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
-        num_nodes=cfg.num_nodes, precision=resolve_precision(cfg.precision, cfg.accelerator),
-        callbacks=callbacks, logger=loggers, log_every_n_steps=cfg.log_every, enable_progress_bar=show,
-        enable_model_summary=False, check_val_every_n_epoch=cfg.val_every, deterministic=False,
-        default_root_dir=str(run_dir), num_sanity_val_steps=0, **kwargs,
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=strategy,
+        num_nodes=cfg.num_nodes,
+        precision=resolve_precision(cfg.precision, cfg.accelerator),
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=cfg.log_every,
+        enable_progress_bar=show,
+        enable_model_summary=False,
+        check_val_every_n_epoch=cfg.val_every,
+        deterministic=False,
+        default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+        **kwargs,
     )
 
 
@@ -103,14 +153,17 @@ def best_state_dict(run_dir: Path, prefix: str = "model.") -> dict[str, torch.Te
         p = run_dir / "checkpoints" / name
         if p.is_file():
             ckpt = torch.load(p, map_location="cpu", weights_only=True)
-            return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     return None
 
 
 def prepare_run_dir(cfg: TrainerOptions, task: str) -> Path:
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", yaml.safe_dump({"task": task, **cfg.model_dump(mode="json")}, sort_keys=False))
+    write_text(
+        run_dir / "config.yaml",
+        yaml.safe_dump({"task": task, **cfg.model_dump(mode="json")}, sort_keys=False),
+    )
     if not (run_dir / RUN_MARKER).exists():
         write_json(run_dir / RUN_MARKER, {"task": task, "created": time.time()}, indent=2)
     return run_dir
@@ -155,12 +208,16 @@ def train_semantic(cfg) -> dict[str, Any]:
     run_dir = prepare_run_dir(cfg, "semantic")
     dm = SemanticDataModule(cfg)
     model = create_model(cfg.model, classes=dm.classes, pretrained=cfg.pretrained)
-    model.scopeseg_config.update({
-        "mode": cfg.mode, "input_size": list(cfg.train_size) if cfg.train_size else None,
-        "threshold": cfg.threshold, "categories": cfg.categories,
-        "category_map": {dm.ds.categories[c]["name"]: i for c, i in dm.class_map.items()},
-        "encoder_weights": getattr(model, "encoder_weights", None),
-    })
+    model.scopeseg_config.update(
+        {
+            "mode": cfg.mode,
+            "input_size": list(cfg.train_size) if cfg.train_size else None,
+            "threshold": cfg.threshold,
+            "categories": cfg.categories,
+            "category_map": {dm.ds.categories[c]["name"]: i for c, i in dm.class_map.items()},
+            "encoder_weights": getattr(model, "encoder_weights", None),
+        }
+    )
     module = SemanticModule(model, cfg)
     trainer = build_trainer(cfg, run_dir)
     t0 = time.time()
@@ -177,13 +234,21 @@ def train_semantic(cfg) -> dict[str, Any]:
     if state is not None:
         model.load_state_dict(state)
         manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
-        save_pretrained(model.cpu(), best_dir, manifest=manifest,
-                        card=f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg.")
+        save_pretrained(
+            model.cpu(),
+            best_dir,
+            manifest=manifest,
+            card=f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg.",
+        )
     if error is not None:
         kept = f"; last good checkpoint: {best_dir}" if state is not None else ""
         raise TrainingError(f"{error}{kept}")
-    result: dict[str, Any] = {"run_dir": str(run_dir), "best": str(best_dir), "train_seconds": train_seconds,
-                              "epochs_run": trainer.current_epoch}
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "best": str(best_dir),
+        "train_seconds": train_seconds,
+        "epochs_run": trainer.current_epoch,
+    }
     if cfg.report:
         from .evaluation import evaluate_semantic_run
 

@@ -12,13 +12,15 @@ from ..losses import build_loss
 from .config import SemanticTrainConfig
 
 
-def batch_dice(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_dice(
+    logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image foreground Dice (binary: the foreground; multi-class: mean over classes present in GT or pred).
 
     Returns ``(dice per image, valid mask)``; an image with empty GT and empty prediction counts as 1.
     """
     if logits.shape[1] == 1:
-        pred = (torch.sigmoid(logits[:, 0]) > threshold)
+        pred = torch.sigmoid(logits[:, 0]) > threshold
         gt = target > 0
         inter = (pred & gt).flatten(1).sum(1).float()
         denom = (pred.flatten(1).sum(1) + gt.flatten(1).sum(1)).float()
@@ -30,7 +32,9 @@ def batch_dice(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.
         p, g = pred == c, target == c
         inter = (p & g).flatten(1).sum(1).float()
         denom = (p.flatten(1).sum(1) + g.flatten(1).sum(1)).float()
-        scores.append(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.full_like(denom, float("nan"))))
+        scores.append(
+            torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.full_like(denom, float("nan")))
+        )
     s = torch.stack(scores, 1)
     valid = ~torch.isnan(s).all(1)
     return torch.nan_to_num(torch.nanmean(s, 1), nan=1.0), valid
@@ -42,7 +46,9 @@ class SemanticModule(L.LightningModule):
         self.model = model
         self.cfg = cfg
         self.loss_fn = build_loss(cfg.loss, binary=getattr(model, "binary", True))
-        self.save_hyperparameters({"config": cfg.model_dump(mode="json"), "model_config": dict(model.scopeseg_config)})
+        self.save_hyperparameters(
+            {"config": cfg.model_dump(mode="json"), "model_config": dict(model.scopeseg_config)}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -52,9 +58,19 @@ class SemanticModule(L.LightningModule):
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
         if not torch.isfinite(loss):
-            raise TrainingError(f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
-                                f"(lower lr=, check the data); the last good checkpoint is kept")
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
+            raise TrainingError(
+                f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
+                f"(lower lr=, check the data); the last good checkpoint is kept"
+            )
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=x.shape[0],
+            sync_dist=True,
+        )
         for k, v in self.loss_fn.last.items():
             self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         return loss
@@ -65,8 +81,14 @@ class SemanticModule(L.LightningModule):
         loss = self.loss_fn(logits, y)
         dice, valid = batch_dice(logits, y, self.cfg.threshold)
         self.log("val_loss", loss, on_epoch=True, prog_bar=False, batch_size=x.shape[0], sync_dist=True)
-        self.log("val_dice", dice[valid].mean() if valid.any() else dice.new_tensor(1.0), on_epoch=True,
-                 prog_bar=True, batch_size=int(valid.sum().clamp(min=1)), sync_dist=True)
+        self.log(
+            "val_dice",
+            dice[valid].mean() if valid.any() else dice.new_tensor(1.0),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=int(valid.sum().clamp(min=1)),
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)

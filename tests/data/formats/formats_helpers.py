@@ -48,3 +48,11 @@ def coco_masks(path: Path) -> dict[str, np.ndarray]:
     ds = CocoDataset.load(path)
     ident = {c: c for c in ds.categories}
     return {ds.images[i]["file_name"]: semantic_label_map(ds, i, ident, dtype=np.int32) for i in ds.images}
+
+
+def assert_valid(path: Path) -> None:
+    """The converted data set passes ``validate`` with no error (images checked too)."""
+    from scopeseg.data.validate import validate
+
+    rep = validate(path)
+    assert rep.ok, [p.to_dict() for p in rep.errors][:3]

@@ -12,7 +12,7 @@ import json
 import shutil
 
 import numpy as np
-from formats_helpers import coco_masks, rgb, shared, write
+from formats_helpers import assert_valid, coco_masks, rgb, shared, write
 
 from scopeseg.data import rle as rle_utils
 from scopeseg.data.coco import CocoDataset
@@ -45,6 +45,7 @@ def test_cholecseg8k_watershed_and_color_round_trip(tmp_path):
     src, labs = _cholec(tmp_path / "cs")
     assert detect(src) == "cholecseg8k"
     rep = convert(src, tmp_path / "ws")
+    assert_valid(tmp_path / "ws")
     assert rep.counts["unlabelled_pixels"] == 3 * W
     ds = CocoDataset.load(tmp_path / "ws")
     assert sorted(ds.categories) == sorted(CODES.tolist()) and ds.categories[31]["name"] == "Grasper"
@@ -162,6 +163,7 @@ def test_labelme_instances_and_round_trip(tmp_path):
     src = _labelme(tmp_path / "lm")
     assert detect(src) == "labelme"
     convert(src, tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     anns = ds.image_anns(1)
     assert [(ds.categories[a["category_id"]]["name"], a["group_id"]) for a in anns] == [
@@ -276,6 +278,7 @@ def test_endoscapes_round_trip_and_repairs(tmp_path):
         src, masks = _endoscapes(tmp_path / f"e{stringly}", stringly)
         assert detect(src) == "endoscapes"
         rep = convert(src, tmp_path / f"coco{stringly}")
+        assert_valid(tmp_path / f"coco{stringly}")
         assert any("swapped" in w for w in rep.warnings) == stringly
         ds = CocoDataset.load(tmp_path / f"coco{stringly}")
         assert sorted(ds.images) == [4004475, 4004500]

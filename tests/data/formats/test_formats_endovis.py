@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from formats_helpers import blobs, coco_masks, rgb, shared, write
+from formats_helpers import assert_valid, blobs, coco_masks, rgb, shared, write
 
 from scopeseg.data.coco import CocoDataset
 from scopeseg.data.formats import convert, detect
@@ -47,6 +47,7 @@ def test_endovis17_parts_round_trip_identical(tmp_path):
     src = _ev17(tmp_path / "ev17")
     assert detect(src) == "endovis2017"
     rep = convert(src, tmp_path / "coco", labels="parts")
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     assert {c["name"]: c["code"] for c in ds.categories.values()} == {
         "shaft": 10,
@@ -159,6 +160,7 @@ def test_endovis18_round_trip_and_table(tmp_path):
     src, labs = _ev18(tmp_path / "ev18")
     assert detect(src) == "endovis2018"
     convert(src, tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     assert [(c["id"], c["name"], c["color"]) for c in ds.categories.values()] == [
         (c["classid"], c["name"], c["color"]) for c in LABELS[1:]

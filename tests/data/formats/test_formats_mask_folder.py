@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from formats_helpers import blobs, coco_masks, rgb, shared, write
+from formats_helpers import assert_valid, blobs, coco_masks, rgb, shared, write
 
 from scopeseg.data.coco import CocoDataset
 from scopeseg.data.formats import convert, detect
@@ -44,6 +44,7 @@ def test_binary_round_trip_identical(tmp_path, layout, fg):
     rep = convert(src, tmp_path / "coco")
     assert rep.counts["images"] == 4 and rep.counts["annotations"] == 3 and not rep.warnings
     ds = CocoDataset.load(tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     assert [c["name"] for c in ds.categories.values()] == ["foreground"]
     convert(tmp_path / "coco", tmp_path / "back", to_format="mask-folder")
     for name, m in masks.items():

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from formats_helpers import blobs, coco_masks, rgb, write
+from formats_helpers import assert_valid, blobs, coco_masks, rgb, write
 
 from scopeseg.data import rle as rle_utils
 from scopeseg.data.coco import CocoDataset
@@ -46,6 +46,7 @@ def test_medsam_npz_2d_3d_round_trip_identical(tmp_path):
     _npz3d(src / "b3d.npz")
     assert detect(src) == "medsam-npz"
     rep = convert(src, tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     assert rep.counts["images"] == 5 and rep.counts["videos"] == 1
     assert sorted(ds.categories) == [1, 2, 3, 300, 600]
@@ -148,6 +149,7 @@ def test_polygons_to_rle_and_back(tmp_path):
     src = _polygon_coco(tmp_path / "p")
     assert detect(src) == "coco-polygons"
     rep = convert(src, tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     assert rep.counts["dropped_rings"] == 2 and rep.counts["annotations"] == 2
     assert any("fewer than 3 points" in w for w in rep.warnings)
     ds = CocoDataset.load(tmp_path / "coco")
@@ -213,6 +215,7 @@ def test_detectron2_semseg_round_trip(tmp_path):
     assert detect(src) == "detectron2-semseg"
     (tmp_path / "names.json").write_text(json.dumps(["tissue", "tool", "blood"]))  # stuff_classes
     rep = convert(src, tmp_path / "coco", classes=tmp_path / "names.json")
+    assert_valid(tmp_path / "coco")
     assert rep.counts["ignored_pixels"] > 0
     ds = CocoDataset.load(tmp_path / "coco")
     assert {c: (x["name"], x["sem_seg_value"]) for c, x in ds.categories.items()} == {
@@ -263,7 +266,7 @@ def _video_coco(root, flavor):
             images.append(im)
             m = blobs(H, W, iid, n=1) > 0
             ann = {
-                "id": iid,
+                "id": 500 + iid,
                 "image_id": iid,
                 "category_id": 1 + iid % 2,
                 "iscrowd": 0,
@@ -291,6 +294,7 @@ def test_coco_video_round_trip(tmp_path, flavor):
     src, doc = _video_coco(tmp_path / "v", flavor)
     assert detect(src) == "coco-video"
     convert(src, tmp_path / "coco")
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     assert [ds.images[i]["file_name"] for i in ds.video_frames(2)] == [
         "CASE014/00000.jpg",
@@ -300,7 +304,7 @@ def test_coco_video_round_trip(tmp_path, flavor):
     assert [ds.images[i]["frame_index"] for i in ds.video_frames(2)] == [0, 1, 2]
     if flavor == "tapis":
         assert ds.extra["phases_categories"] == doc["phases_categories"]
-        assert ds.annotations[1]["actions"] == [1, 4] and ds.annotations[1]["steps"] == 7
+        assert ds.annotations[501]["actions"] == [1, 4] and ds.annotations[501]["steps"] == 7
     convert(tmp_path / "coco", tmp_path / "back", to_format="coco-video", flavor=flavor)
     back = json.loads((tmp_path / "back" / "annotations.json").read_text())
     keys = ("order_in_video",) if flavor == "sam2" else ("video_name", "frame_num")
@@ -321,11 +325,11 @@ def test_coco_video_bad_inputs(tmp_path, bad_input):
     src, doc = _video_coco(tmp_path / "a", "tapis")
     doc["annotations"][0]["category_id"] = 9
     src.write_text(json.dumps(doc))
-    bad_input(["convert", src, tmp_path / "o1"], tmp_path / "o1", "annotation 1 has unknown category id 9")
+    bad_input(["convert", src, tmp_path / "o1"], tmp_path / "o1", "annotation 501 has unknown category id 9")
     src, doc = _video_coco(tmp_path / "b", "sam2")
     doc["annotations"][1]["segmentation"]["size"] = [H, W + 3]
     src.write_text(json.dumps(doc))
-    bad_input(["convert", src, tmp_path / "o2"], tmp_path / "o2", "ann.json: annotation 2: RLE size")
+    bad_input(["convert", src, tmp_path / "o2"], tmp_path / "o2", "ann.json: annotation 502: RLE size")
     src, doc = _video_coco(tmp_path / "c", "sam2")
     (tmp_path / "c" / "CASE014" / "00045.jpg").unlink()
     bad_input(["convert", src, tmp_path / "o3"], tmp_path / "o3", "CASE014/00045.jpg")

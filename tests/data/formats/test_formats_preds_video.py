@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from formats_helpers import blobs, coco_masks, rgb, shared, write
+from formats_helpers import assert_valid, blobs, coco_masks, rgb, shared, write
 
 from scopeseg.data import rle as rle_utils
 from scopeseg.data.coco import CocoDataset
@@ -133,6 +133,7 @@ def test_video_frames_with_stride(tmp_path):
     src = _videos(tmp_path / "vids")
     assert detect(src) == "video" and detect(src / "clipA.mp4") == "video"
     rep = convert(src, tmp_path / "coco", stride=3)
+    assert_valid(tmp_path / "coco")
     ds = CocoDataset.load(tmp_path / "coco")
     assert rep.counts["videos"] == 2 and rep.counts["images"] == 3 + 2
     va = next(v for v, x in ds.videos.items() if x["name"] == "clipA")

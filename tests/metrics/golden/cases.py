@@ -81,6 +81,11 @@ def surface_cases():
     bt3[:4, :, :3] = True
     cases.append(("border3d", bt3, b3, (1.0, 0.5, 0.5)))
     cases.append(("random3d", _blobs(rng, (15, 17, 13)), _blobs(rng, (15, 17, 13)), (1.2, 0.9, 2.0)))
+    # one-voxel slabs (2D cases scored as 3D volumes), along each axis, incl. anisotropic spacing
+    cases.append(("slab_axis2", a[..., None], b[..., None], None))
+    cases.append(("slab_axis0_aniso", pb[None], gb[None], (3.0, 0.7, 1.1)))
+    cases.append(("slab_axis1_thin", pl[:, None], g[:, None], (1.0, 2.0, 0.5)))
+    cases.append(("slab_gt_empty", a[..., None], np.zeros_like(a)[..., None], None))
     return cases
 
 
@@ -192,3 +197,61 @@ def davis_cases():
             gt[2][gt[2] == 2] = 0  # object absent in a frame
         cases.append((f"video_{i}", pred, gt))
     return cases
+
+
+def tapis_map_case():
+    """A small instrument data set + frame-keyed predictions (RLE segments, score distributions)."""
+    from pycocotools import mask as m
+
+    rng = np.random.default_rng(5)
+    h, w, n_cls = 24, 32, 3
+    images, anns, preds = [], [], {}
+    aid = 1
+    for i in range(12):
+        name = f"video01_{i:05d}.jpg"
+        images.append({"id": i + 1, "file_name": name, "height": h, "width": w})
+        instances = []
+        for _ in range(int(rng.integers(0 if i == 4 else 1, 4))):
+            y, x = int(rng.integers(0, h - 8)), int(rng.integers(0, w - 8))
+            gm = np.zeros((h, w), np.uint8, order="F")
+            gm[y : y + 8, x : x + 8] = 1
+            rle = m.encode(np.asfortranarray(gm))
+            rle["counts"] = rle["counts"].decode()
+            cat = int(rng.integers(1, n_cls + 1))
+            anns.append(
+                {
+                    "id": aid,
+                    "image_id": i + 1,
+                    "category_id": cat,
+                    "segmentation": rle,
+                    "bbox": [x, y, 8, 8],
+                    "area": 64,
+                    "iscrowd": 0,
+                }
+            )
+            aid += 1
+            dy, dx = int(rng.integers(-3, 4)), int(rng.integers(-3, 4))
+            pm = np.zeros((h, w), np.uint8)
+            pm[max(0, y + dy) : y + dy + 8, max(0, x + dx) : x + dx + 8] = 1
+            prle = m.encode(np.asfortranarray(pm))
+            prle["counts"] = prle["counts"].decode()
+            dist = rng.dirichlet(np.ones(n_cls) * 0.7)
+            if rng.uniform() < 0.6:
+                dist = 0.5 * dist + 0.5 * np.eye(n_cls)[cat - 1]
+            instances.append(
+                {
+                    "bbox": [x, y, x + 8, y + 8],
+                    "instruments_score_dist": dist.round(3).tolist(),
+                    "segment": prle,
+                }
+            )
+        if i == 2:
+            instances.append(dict(instances[0], instruments_score_dist=[0.2, 0.2, 0.6]))  # duplicate
+        if i not in (5, 9):
+            preds[name] = {"instances": instances}
+    gt = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": k, "name": f"tool{k}"} for k in range(1, n_cls + 1)],
+    }
+    return gt, preds

@@ -26,7 +26,7 @@ from skimage.morphology import disk
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cases import davis_cases, endovis_cases, semantic_cases  # noqa: E402
+from cases import davis_cases, endovis_cases, semantic_cases, tapis_map_case  # noqa: E402
 
 
 # ---------------------------------------------------------------- EndoVis (TAPIS / MATIS loops)
@@ -255,62 +255,6 @@ def tapis_map_reference(coco_anns, preds, task="instruments"):
         idx = np.where(recall[1:] != recall[:-1])[0] + 1
         ap[c] = np.sum((recall[idx] - recall[idx - 1]) * precision[idx])
     return {"map": float(np.nanmean(ap)), "per_class_ap": [float(v) for v in ap]}
-
-
-def tapis_map_case():
-    """A small instrument data set + frame-keyed predictions (RLE segments, score distributions)."""
-    rng = np.random.default_rng(5)
-    h, w, n_cls = 24, 32, 3
-    images, anns, preds = [], [], {}
-    aid = 1
-    for i in range(12):
-        name = f"video01_{i:05d}.jpg"
-        images.append({"id": i + 1, "file_name": name, "height": h, "width": w})
-        instances = []
-        for _ in range(int(rng.integers(0 if i == 4 else 1, 4))):
-            y, x = int(rng.integers(0, h - 8)), int(rng.integers(0, w - 8))
-            gm = np.zeros((h, w), np.uint8, order="F")
-            gm[y : y + 8, x : x + 8] = 1
-            rle = m.encode(np.asfortranarray(gm))
-            rle["counts"] = rle["counts"].decode()
-            cat = int(rng.integers(1, n_cls + 1))
-            anns.append(
-                {
-                    "id": aid,
-                    "image_id": i + 1,
-                    "category_id": cat,
-                    "segmentation": rle,
-                    "bbox": [x, y, 8, 8],
-                    "area": 64,
-                    "iscrowd": 0,
-                }
-            )
-            aid += 1
-            dy, dx = int(rng.integers(-3, 4)), int(rng.integers(-3, 4))
-            pm = np.zeros((h, w), np.uint8)
-            pm[max(0, y + dy) : y + dy + 8, max(0, x + dx) : x + dx + 8] = 1
-            prle = m.encode(np.asfortranarray(pm))
-            prle["counts"] = prle["counts"].decode()
-            dist = rng.dirichlet(np.ones(n_cls) * 0.7)
-            if rng.uniform() < 0.6:
-                dist = 0.5 * dist + 0.5 * np.eye(n_cls)[cat - 1]
-            instances.append(
-                {
-                    "bbox": [x, y, x + 8, y + 8],
-                    "instruments_score_dist": dist.round(3).tolist(),
-                    "segment": prle,
-                }
-            )
-        if i == 2:
-            instances.append(dict(instances[0], instruments_score_dist=[0.2, 0.2, 0.6]))  # duplicate
-        if i not in (5, 9):
-            preds[name] = {"instances": instances}
-    gt = {
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": k, "name": f"tool{k}"} for k in range(1, n_cls + 1)],
-    }
-    return gt, preds
 
 
 def main() -> None:

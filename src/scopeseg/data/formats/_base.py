@@ -13,8 +13,10 @@ import logging
 import os
 import re
 import shutil
-from collections import defaultdict
+import struct
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ import numpy as np
 
 from ...errors import DataError
 from ...io import _json_default as json_default
-from ...io import atomic_dir, read_image, write_image
+from ...io import atomic_dir, image_size, is_image, read_image, read_json, write_image
+from ...progress import track
 from .. import rle as rle_utils
 from ..coco import ANNOTATION_FILE, CocoDataset
 from ._labels import (  # noqa: F401 - re-exported for the format modules
@@ -91,8 +94,6 @@ def load_mapping(mapping: str | Path | dict | None) -> dict[str, str | None] | N
     """A class mapping: JSON object ``{"source name": "new name" | null}`` (null drops the class)."""
     if mapping is None or isinstance(mapping, dict):
         return mapping
-    from ...io import read_json
-
     data = read_json(mapping)
     if not isinstance(data, dict) or not all(isinstance(v, (str, type(None))) for v in data.values()):
         raise DataError('mapping must be a JSON object {"source class name": "new name" or null}', mapping)
@@ -163,6 +164,7 @@ class CocoWriter:
         self._cat_by_name: dict[str, int] = {}
         self._used_mapping: set[str] = set()
         self._next_ann = 1
+        self._ann_ids: set = set()
         self._next_image = 1
         self._ann_file = open(self.root / ".annotations.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 
@@ -234,8 +236,14 @@ class CocoWriter:
         return self._write_ann(image_id, cid, rle, kw)
 
     def _write_ann(self, image_id: int, cid: int, rle: dict, extra: dict) -> int:
-        aid = self._next_ann
-        self._next_ann += 1
+        aid = extra.pop("id", None)
+        if aid is None:
+            aid = self._next_ann
+        if aid in self._ann_ids:
+            raise DataError(f"duplicate annotation id {aid} (image {self.images[image_id]['file_name']})")
+        self._ann_ids.add(aid)
+        if isinstance(aid, int):
+            self._next_ann = max(self._next_ann, aid + 1)
         rec = {
             "id": aid,
             "image_id": image_id,
@@ -405,13 +413,33 @@ def last_number(s: str) -> int | None:
 
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    from ...io import is_image
-
     it = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
         (p for p in it if p.is_file() and is_image(p) and not p.name.startswith(".")),
         key=lambda p: natural_key(str(p.relative_to(folder))),
     )
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_header(path: str | Path) -> tuple[int, int, int] | None:
+    """(height, width, color type) from a PNG's IHDR chunk (26 bytes read); None for other files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return int(height), int(width), head[25]
+
+
+def frame_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file: PNG sizes straight from IHDR, other formats via ``io.image_size``."""
+    hdr = png_header(path)
+    return hdr[:2] if hdr else image_size(path)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -429,8 +457,6 @@ def check_size(mask: np.ndarray, size: tuple[int, int], path: str | Path, what: 
 
 
 def iter_with_progress(items: Iterable, description: str, total: int | None = None) -> Iterator:
-    from ...progress import track
-
     yield from track(items, description=description, total=len(items) if total is None else total)  # type: ignore[arg-type]
 
 
@@ -440,9 +466,6 @@ def prefetch(fn: Any, items: Sequence, workers: int = 2, depth: int = 4) -> Iter
     Image decoding (OpenCV/PIL/zlib) releases the GIL, so reading the next masks overlaps encoding the
     current one; memory stays bounded by ``depth`` frames. An error surfaces when its item is reached.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     if workers <= 1:
         for item in items:
             yield item, fn(item)
@@ -495,8 +518,6 @@ def load_class_table(spec: str | Path | list | dict | None) -> list[dict] | None
         return None
     src = spec
     if isinstance(spec, (str, Path)):
-        from ...io import read_json
-
         spec = read_json(spec)
     if isinstance(spec, dict) and isinstance(spec.get("categories"), list):
         spec = spec["categories"]

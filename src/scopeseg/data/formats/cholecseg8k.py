@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ...io import image_size
 from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
     color_to_label_map,
+    frame_size,
     iter_with_progress,
     link_or_copy,
     load_coco,
@@ -120,7 +120,7 @@ def to_coco(
             mpath = frame.with_name(frame.stem + SUFFIX[masks][len("_endo") :])
             if not mpath.is_file():
                 raise DataError(f"no {masks} mask for this frame (expected {mpath.name})", frame)
-            size = image_size(frame)
+            size = frame_size(frame)
             mask = read_mask(mpath)
             check_size(mask, size, mpath, "frame")
             return mpath, size, mask

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
-from ...io import image_size, read_json, write_json
+from ...io import read_json, write_json
 from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
+    frame_size,
     iter_with_progress,
     link_or_copy,
     load_class_table,
@@ -99,7 +100,7 @@ def to_coco(
                 raise DataError(f"record {i} lacks file_name / sem_seg_file_name", path)
             img = _resolve(base, rec["file_name"])
             seg_path = _resolve(base, rec["sem_seg_file_name"])
-            size = image_size(img)
+            size = frame_size(img)
             if "height" in rec and (int(rec["height"]), int(rec.get("width", size[1]))) != size:
                 raise DataError(
                     f"record {i}: height/width {rec['height']}x{rec.get('width')} differ from the "

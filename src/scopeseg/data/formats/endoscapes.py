@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
-from ...io import image_size, read_json, write_json
+from ...io import read_json, write_json
 from .. import rle as rle_utils
 from ._base import (
     ConversionReport,
     apply_mapping,
+    frame_size,
     iter_with_progress,
     link_or_copy,
     load_coco,
@@ -132,7 +133,7 @@ def to_coco(
                 raise DataError("categories differ from those of the first file", js)
             im = _ints(data["image"], js)
             img_path = _image_path(js, str(im.get("file_name", "")), src)
-            h, wd = image_size(img_path)
+            h, wd = frame_size(img_path)
             if (im.get("height"), im.get("width")) == (wd, h) and h != wd:
                 report.warn("image record has height and width swapped: sizes taken from the image file", js)
             im["height"], im["width"] = h, wd

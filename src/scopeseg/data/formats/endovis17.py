@@ -24,6 +24,7 @@ from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
+    frame_size,
     iter_with_progress,
     last_number,
     link_or_copy,
@@ -146,9 +147,7 @@ def to_coco(
                 w.save_image(img, rel)
                 size = img.shape[:2]
             else:
-                from ...io import image_size
-
-                size = image_size(frame)
+                size = frame_size(frame)
                 w.place_image(frame, rel)
             iid = w.add_image(rel, size[0], size[1], video_id=vid, frame_num=last_number(frame.stem) or 0)
             for folder in folders:

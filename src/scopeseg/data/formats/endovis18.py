@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
-from ...io import image_size, read_json, write_json
+from ...io import read_json, write_json
 from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
     color_to_label_map,
+    frame_size,
     iter_with_progress,
     label_map_rles,
     last_number,
@@ -131,7 +132,7 @@ def to_coco(
             mpath = seq / "labels" / f"{frame.stem}.png"
             if not mpath.is_file():
                 raise DataError(f"no label for frame {frame.name} (expected labels/{mpath.name})", frame)
-            size = image_size(frame)
+            size = frame_size(frame)
             rgb = read_mask(mpath)
             check_size(rgb, size, mpath, "frame")
             return (

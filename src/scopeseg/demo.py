@@ -32,7 +32,7 @@ def run_demo(
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns paths and the held-out metrics."""
-    from .config import build_config
+    from .config import build_config, list_presets
     from .data.coco import CocoDataset
     from .data.datasets import build_class_map
     from .data.synthetic import SynthConfig, generate
@@ -63,7 +63,7 @@ def run_demo(
 
     run_dir = out / "train"
     cfg = build_config(
-        preset=model if model.startswith("unet-") else None,
+        preset=model if model in list_presets() else None,
         overrides=[
             f"model={model}",
             f"data={data_train}",

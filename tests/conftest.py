@@ -13,8 +13,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def make_disc_videos(out: Path, videos: int = 4, frames: int = 6, size: tuple[int, int] = (64, 96), seed: int = 0,
-                     two_classes: bool = False) -> Path:
+def make_disc_videos(
+    out: Path,
+    videos: int = 4,
+    frames: int = 6,
+    size: tuple[int, int] = (64, 96),
+    seed: int = 0,
+    two_classes: bool = False,
+) -> Path:
     """Write a canonical data set of moving dark discs (category 'tool', optionally a bright 'blob')."""
     from scopeseg.data.coco import CocoDataset
     from scopeseg.io import write_image

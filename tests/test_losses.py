@@ -38,5 +38,7 @@ def test_multiclass_ce_and_perfect_dice():
     perfect = F.one_hot(target, 3).permute(0, 3, 1, 2).float() * 40 - 20
     assert float(build_loss("dice", binary=False)(perfect, target)) < 1e-4
     logits = torch.randn(2, 3, 8, 8)
-    assert float(build_loss("ce", binary=False)(logits, target)) == pytest.approx(float(F.cross_entropy(logits, target)), rel=1e-6)
+    assert float(build_loss("ce", binary=False)(logits, target)) == pytest.approx(
+        float(F.cross_entropy(logits, target)), rel=1e-6
+    )
     assert float(build_loss("focal:1,dice_ce:1", binary=False)(logits, target)) > 0

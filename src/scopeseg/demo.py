@@ -59,7 +59,7 @@ def run_demo(
         if not report.ok:
             raise DataError(f"synthetic data failed validation: {report.counts()}", path)
     say("validated: no problems")
-    paths["preview"] = preview(data_test, out / "preview", max_frames=8, video=False)["preview"]
+    paths["preview"] = preview(data_test, out / "preview", max_frames=8, video=True)["preview"]
 
     run_dir = out / "train"
     cfg = build_config(

@@ -28,7 +28,9 @@ def test_probabilities_match_the_model(ckpt):
     p = Predictor.from_pretrained(ckpt)
     img = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
     with torch.no_grad():
-        ref = torch.sigmoid(p.engine.model(torch.from_numpy(img.transpose(2, 0, 1)[None] / 255.0).float()))[0].numpy()
+        ref = torch.sigmoid(p.engine.model(torch.from_numpy(img.transpose(2, 0, 1)[None] / 255.0).float()))[
+            0
+        ].numpy()
     got = p.probabilities([img])[0]
     assert got.shape == (1, 64, 96)
     np.testing.assert_allclose(got, ref, atol=1e-6)
@@ -37,7 +39,11 @@ def test_probabilities_match_the_model(ckpt):
 
 def test_other_sizes_are_resized_and_mapped_back(ckpt):
     p = Predictor.from_pretrained(ckpt, batch_size=3)
-    imgs = [np.zeros((120, 200, 3), np.uint8), np.full((37, 41, 3), 200, np.uint8), np.zeros((64, 96, 3), np.uint8)]
+    imgs = [
+        np.zeros((120, 200, 3), np.uint8),
+        np.full((37, 41, 3), 200, np.uint8),
+        np.zeros((64, 96, 3), np.uint8),
+    ]
     outs = p.predict(imgs)
     assert [o.shape for o in outs] == [(120, 200), (37, 41), (64, 96)]
     with pytest.raises(Exception, match="HxWx3 uint8"):

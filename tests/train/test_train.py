@@ -15,7 +15,14 @@ from scopeseg.config import build_config
 from scopeseg.errors import ConfigError, TrainingError
 from scopeseg.train import SemanticTrainConfig, train
 
-BASE = ["model=unet-effb0", "pretrained=false", "train_size=[64,96]", "batch_size=4", "lr=3e-3", "report_examples=2"]
+BASE = [
+    "model=unet-effb0",
+    "pretrained=false",
+    "train_size=[64,96]",
+    "batch_size=4",
+    "lr=3e-3",
+    "report_examples=2",
+]
 
 
 def _cfg(data, out, *extra):
@@ -39,8 +46,15 @@ def test_training_lowers_loss_and_writes_a_loadable_checkpoint(disc_data, tmp_pa
     run = tmp_path / "run"
     losses = _epoch_losses(run)
     assert len(losses) == 3 and losses[-1] < losses[0]
-    for name in ("best/model.safetensors", "best/config.json", "best/manifest.json", "metrics.json", "report.html",
-                 "config.yaml", "checkpoints/last.ckpt"):
+    for name in (
+        "best/model.safetensors",
+        "best/config.json",
+        "best/manifest.json",
+        "metrics.json",
+        "report.html",
+        "config.yaml",
+        "checkpoints/last.ckpt",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "logs" / "tb").iterdir())
     p = Predictor.from_pretrained(run / "best")
@@ -95,10 +109,39 @@ def test_cli_train_bad_override_exits_2(capsys):
 def test_ddp_two_cpu_processes(disc_data, tmp_path):
     """Lightning relaunches the command for rank 1: run the CLI in a subprocess (ENVIRONMENT.md trap)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "scopeseg.cli", "-q", "train", f"data={disc_data}", f"out={tmp_path / 'ddp'}",
-           *BASE, "epochs=1", "accelerator=cpu", "devices=2", "strategy=ddp", "report=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scopeseg.cli",
+        "-q",
+        "train",
+        f"data={disc_data}",
+        f"out={tmp_path / 'ddp'}",
+        *BASE,
+        "epochs=1",
+        "accelerator=cpu",
+        "devices=2",
+        "strategy=ddp",
+        "report=false",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
-    hp = (tmp_path / "ddp" / "logs" / "csv" / "hparams.yaml")
+    hp = tmp_path / "ddp" / "logs" / "csv" / "hparams.yaml"
     assert hp.is_file()
+
+
+def test_evaluation_scores_match_the_metrics_engine():
+    import numpy as np
+
+    from scopeseg.metrics.overlap import per_class_dice, per_class_iou
+    from scopeseg.train.evaluation import confusion, scores_from_confusion
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 4, (40, 50))
+    pred = np.where(rng.random((40, 50)) < 0.7, gt, rng.integers(0, 4, (40, 50)))
+    pred[pred == 3] = 0  # class 3 never predicted
+    s = scores_from_confusion(confusion(pred, gt, 5))  # class 4 absent from both -> NaN
+    np.testing.assert_allclose(s["dice"], per_class_dice(pred, gt, 5), equal_nan=True)
+    np.testing.assert_allclose(s["iou"], per_class_iou(pred, gt, 5), equal_nan=True)
+    assert np.isnan(s["dice"][4]) and s["dice"][3] == 0.0

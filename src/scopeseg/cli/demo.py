@@ -19,8 +19,8 @@ from . import arg, command
     overrides=True,
 )
 def _demo(args) -> int:
-    from ..demo import run_demo
     from ..config import parse_size
+    from ..demo import run_demo
 
     res = run_demo(
         args.out,

@@ -14,8 +14,8 @@ from . import arg, command
 )
 def _train(args) -> int:
     from ..config import build_config
-    from ..train import train
     from ..train import config as _semantic_config  # noqa: F401 - registers the semantic task
+    from ..train import train
 
     _load_task_configs()
     cfg = build_config(overrides=args.overrides, task="semantic")

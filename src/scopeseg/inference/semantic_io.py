@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..data import rle as rle_utils
 from ..data.coco import PALETTE, CocoDataset
 from ..errors import DataError
 from ..io import is_image, is_video, read_image, write_image, write_json

@@ -178,21 +178,57 @@ def _nearest(
     return out
 
 
-def _nearest_skipping_shared(
-    query: np.ndarray,
-    ref: np.ndarray,
-    shared: np.ndarray,
-    spacing: tuple[float, ...],
-    p: float,
-    shape: tuple[int, ...],
+@lru_cache(maxsize=64)
+def _shell_offsets(ndim: int, spacing: tuple[float, ...], p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer offsets within 3 x min(spacing) of the origin, sorted by distance (computed as ``_nearest``)."""
+    radius = 3.0 * min(spacing)
+    ext = [int(math.floor(radius / s + 1e-9)) for s in spacing]
+    grids = np.meshgrid(*[np.arange(-e, e + 1) for e in ext], indexing="ij")
+    offs = np.stack([g.ravel() for g in grids], axis=1)
+    a = np.abs(offs).T.astype(np.float64)
+    if p == 2.0:
+        d = (a[0] * spacing[0]) ** 2
+        for ax in range(1, ndim):
+            d = d + (a[ax] * spacing[ax]) ** 2
+        d = np.sqrt(d)
+        limit = radius
+    else:
+        d = a.max(axis=0) if p == math.inf else a.sum(axis=0)
+        limit = float(min(ext))
+    keep = d <= limit + 1e-12
+    order = np.argsort(d[keep], kind="stable")
+    return offs[keep][order], d[keep][order]
+
+
+def _nearest_on_grid(
+    query: np.ndarray, ref: np.ndarray, ref_mask: np.ndarray, spacing: tuple[float, ...], p: float
 ) -> np.ndarray:
-    """``_nearest`` where ``shared`` query points (also reference points) get 0 without a query."""
-    if ref.shape[0] == 0 or not shared.any():
-        return _nearest(query, ref, spacing, p, shape)
-    out = np.zeros(query.shape[0])
-    rest = ~shared
-    if rest.any():
-        out[rest] = _nearest(query[rest], ref, spacing, p, shape)
+    """Exact nearest distances: ring search on the reference grid for near points, ``_nearest`` for the rest.
+
+    Offsets are tried in increasing distance, so the first hit is the nearest; every offset closer than the
+    search radius is tried, so a point without a hit is handed to the KD-tree / distance transform.
+    """
+    n = query.shape[0]
+    if n == 0 or ref.shape[0] == 0:
+        return _nearest(query, ref, spacing, p, ref_mask.shape)
+    offs, dists = _shell_offsets(query.shape[1], spacing, p)
+    ext = np.abs(offs).max(axis=0)
+    padded = np.zeros(tuple(int(s + 2 * e) for s, e in zip(ref_mask.shape, ext)), dtype=bool)
+    padded[tuple(slice(int(e), int(e) + s) for s, e in zip(ref_mask.shape, ext))] = ref_mask
+    strides = np.array([int(np.prod(padded.shape[i + 1 :])) for i in range(padded.ndim)], dtype=np.int64)
+    base = (query + ext) @ strides
+    delta = offs @ strides
+    flat = padded.ravel()
+    out = np.full(n, np.nan)
+    pending = np.arange(n)
+    for k in range(len(delta)):
+        hit = flat[base[pending] + delta[k]]
+        if hit.any():
+            out[pending[hit]] = dists[k]
+            pending = pending[~hit]
+            if pending.size == 0:
+                return out
+    out[pending] = _nearest(query[pending], ref, spacing, p, ref_mask.shape)
     return out
 
 
@@ -315,9 +351,9 @@ def surface_distances(
     pts_p = np.stack(np.unravel_index(idx_p, shape), axis=1)
     pts_g = np.stack(np.unravel_index(idx_g, shape), axis=1)
     p = DISTANCE_METRICS[distance_metric]
-    # a surfel lying on the other surface is at distance 0: only the others need a nearest-point query
-    d_gp = _nearest_skipping_shared(pts_g, pts_p, edge_p.ravel()[idx_g], sp, p, shape)
-    d_pg = _nearest_skipping_shared(pts_p, pts_g, edge_g.ravel()[idx_p], sp, p, shape)
+    # near surfels are found by a ring search on the other surface's grid, far ones by a KD-tree
+    d_gp = _nearest_on_grid(pts_g, pts_p, edge_p, sp, p)
+    d_pg = _nearest_on_grid(pts_p, pts_g, edge_g, sp, p)
     return SurfaceDistances(d_gp, d_pg, area_g, area_p, convention)
 
 
@@ -355,9 +391,9 @@ def _slab_distances(
     idx = [np.flatnonzero(c) for c in codes]
     shape = codes[0].shape
     pts = [np.stack(np.unravel_index(i, shape), axis=1) for i in idx]
-    present = [c.ravel() != 0 for c in codes]
+    present = [c != 0 for c in codes]
     for me, other in ((1, 0), (0, 1)):  # gt -> pred first, then pred -> gt
-        d = _nearest_skipping_shared(pts[me], pts[other], present[other][idx[me]], sp2, p, shape)
+        d = _nearest_on_grid(pts[me], pts[other], present[other], sp2, p)
         c2 = codes[me].ravel()[idx[me]]
         out.append((np.concatenate([d, d]), np.concatenate([table[lo[c2]], table[hi[c2]]])))
     (d_gp, a_g), (d_pg, a_p) = out

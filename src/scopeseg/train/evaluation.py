@@ -24,15 +24,17 @@ def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class Dice and IoU (NaN where the class is absent from GT and prediction)."""
-    tp = np.diag(cm).astype(np.float64)
+def scores_from_confusion(cm: np.ndarray, empty: str = "nan") -> dict[str, np.ndarray]:
+    """Per-class Dice and IoU from a confusion matrix (``scopeseg.metrics.overlap``; ``empty`` = 0/0 rule)."""
+    from ..metrics.overlap import dice_from_counts, iou_from_counts
+
+    tp = np.diag(cm).astype(np.int64)
     fp = cm.sum(0) - tp
     fn = cm.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
-    return {"dice": dice, "iou": iou}
+    return {
+        "dice": np.atleast_1d(dice_from_counts(tp, fp, fn, empty)),
+        "iou": np.atleast_1d(iou_from_counts(tp, fp, fn, empty)),
+    }
 
 
 def evaluate_semantic(

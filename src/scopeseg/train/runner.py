@@ -55,14 +55,23 @@ def quiet_lightning() -> None:
     import warnings
 
     verbose = logging.getLogger().level <= logging.INFO
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
-                 "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+    ):
         lg = logging.getLogger(name)
         if not verbose:
             lg.setLevel(logging.WARNING)
     if not verbose:
-        warnings.filterwarnings("ignore", message=r".*(LeafSpec|litlogger|log_every_n_steps|does not have many workers|"
-                                r"Checkpoint directory .* exists|Experiment logs directory|exists and is not empty).*")
+        warnings.filterwarnings(
+            "ignore",
+            message=r".*(LeafSpec|litlogger|log_every_n_steps|does not have many workers|"
+            r"Checkpoint directory .* exists|Experiment logs directory|exists and is not empty).*",
+        )
 
 
 def _log_version(run_dir: Path, resuming: bool) -> str:

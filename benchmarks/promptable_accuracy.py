@@ -20,8 +20,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SOURCES = ["kvasir_seg", "kvasir_seg_256", "cvc_clinicdb_unclear", "endotect2020_polyp_unclear",
-           "cholecseg8k_clip", "cholecinstanceseg_vid03_unclear", "endoscapes2023_vid04_unclear", "endovis17_unclear"]
+SOURCES = [
+    "kvasir_seg",
+    "kvasir_seg_256",
+    "cvc_clinicdb_unclear",
+    "endotect2020_polyp_unclear",
+    "cholecseg8k_clip",
+    "cholecinstanceseg_vid03_unclear",
+    "endoscapes2023_vid04_unclear",
+    "endovis17_unclear",
+]
 MIN_AREA = 64
 
 
@@ -90,8 +98,11 @@ def main() -> None:
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: nothing to evaluate")
     data = {s: items(s) for s in args.sources.split(",") if (DATA / s).is_dir()}
-    results: dict = {"protocol": "medsam-laptop cvpr24 (DSC, NSD tol 2 px), one GT box per object",
-                     "engine": args.engine, "models": {}}
+    results: dict = {
+        "protocol": "medsam-laptop cvpr24 (DSC, NSD tol 2 px), one GT box per object",
+        "engine": args.engine,
+        "models": {},
+    }
     for model in args.models.split(","):
         p = PromptPredictor.from_pretrained(model, engine=args.engine, threads=args.threads)
         per_source = {}
@@ -102,9 +113,13 @@ def main() -> None:
                 r = medsam_cvpr24(segs, labels)
                 dsc.append(r["dsc"])
                 nsd.append(r["nsd"])
-            per_source[source] = {"images": len(cases), "objects": int(sum(lab.max() for _, lab in cases)),
-                                  "dsc": float(np.mean(dsc)), "nsd": float(np.mean(nsd)),
-                                  "seconds": time.perf_counter() - t0}
+            per_source[source] = {
+                "images": len(cases),
+                "objects": int(sum(lab.max() for _, lab in cases)),
+                "dsc": float(np.mean(dsc)),
+                "nsd": float(np.mean(nsd)),
+                "seconds": time.perf_counter() - t0,
+            }
             print(model, source, json.dumps(per_source[source]), flush=True)
         results["models"][Path(model).name] = per_source
     out = Path(args.out)
@@ -115,13 +130,19 @@ def main() -> None:
 
 def render_md(r: dict) -> str:
     models = list(r["models"])
-    lines = ["# Box-prompted accuracy on real scope images (../shared/data)", "",
-             f"Protocol: {r['protocol']}; engine {r['engine']}. Sources are credited in each folder's SOURCE.md.", "",
-             "| source | images | objects | " + " | ".join(f"{m} DSC | {m} NSD" for m in models) + " |",
-             "|---|---|---|" + "---|---|" * len(models)]
+    lines = [
+        "# Box-prompted accuracy on real scope images (../shared/data)",
+        "",
+        f"Protocol: {r['protocol']}; engine {r['engine']}. Sources are credited in each folder's SOURCE.md.",
+        "",
+        "| source | images | objects | " + " | ".join(f"{m} DSC | {m} NSD" for m in models) + " |",
+        "|---|---|---|" + "---|---|" * len(models),
+    ]
     for source in next(iter(r["models"].values())):
         first = r["models"][models[0]][source]
-        cells = " | ".join(f"{r['models'][m][source]['dsc']:.4f} | {r['models'][m][source]['nsd']:.4f}" for m in models)
+        cells = " | ".join(
+            f"{r['models'][m][source]['dsc']:.4f} | {r['models'][m][source]['nsd']:.4f}" for m in models
+        )
         lines.append(f"| {source} | {first['images']} | {first['objects']} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -48,9 +48,16 @@ def main() -> None:
     t0 = time.perf_counter()
     infer_2d(read(), many)
     t8 = time.perf_counter() - t0
-    print(json.dumps({"e2e_s": statistics.median(e2e), "e2e_runs": e2e,
-                      "decoder_per_box_s": max(0.0, (t8 - statistics.median(e2e)) / 7),
-                      "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "e2e_s": statistics.median(e2e),
+                "e2e_runs": e2e,
+                "decoder_per_box_s": max(0.0, (t8 - statistics.median(e2e)) / 7),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -74,6 +75,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, batch_size: in
     result = evaluate_semantic(predictor, ds, sorted(ds.images), class_map)
     return {
         "summary": result["summary"],
+        "confusion": result["confusion"],
         "per_image": [{k: r[k] for k in ("file_name", "dice", "iou")} for r in result["per_image"]],
     }
 
@@ -107,6 +109,8 @@ def run_one(args, model: str, pretrained: bool, seed: int, train_json: Path, val
         rec = json.loads(cached.read_text())
         if rec.get("budget") == budget:
             return rec
+    # a fresh run: Lightning would version new checkpoints (best-v1.ckpt) next to stale ones
+    shutil.rmtree(run_dir, ignore_errors=True)
     cfg = SemanticTrainConfig(
         model=model,
         pretrained=pretrained,
@@ -194,7 +198,8 @@ def markdown(out: dict[str, Any]) -> str:
         f"Budget per run (identical for both inits): {b['epochs']} epochs x {out['steps_per_epoch']} steps, "
         f"batch {b['batch_size']}, {b['train_size'][0]}x{b['train_size'][1]}, AdamW lr {b['lr']} cosine, "
         f"loss {b['loss']}, augment {b['augment']}; seeds {out['seeds']}. Last-epoch model (no selection on test).",
-        f"Machine: {out['machine']['cpu_count']} CPU cores shared with other jobs "
+        f"Machine: {out['machine']['cpu_count']} CPU cores shared with other jobs, "
+        f"{out['machine']['torch_threads']} torch thread(s) "
         f"(load average at start {out['machine']['loadavg_1_5_15']}).",
         "",
         "| model | ImageNet init Dice | random init Dice | gap | per-seed gaps |",
@@ -239,6 +244,9 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup-steps", type=int, default=0)
     ap.add_argument("--size", type=parse_size, default=(128, 128), help="training size HxW")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: fastest on oversubscribed shared cores)"
+    )
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_real_polyp"))
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -248,11 +256,14 @@ def main() -> int:
         print(f"skipped: shared data not found under {args.data} (missing {', '.join(missing)})")
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
     from scopeseg import progress
     from scopeseg.data.coco import load_dataset
     from scopeseg.io import write_json, write_text
 
     progress.set_enabled(False)
+    torch.set_num_threads(args.threads)
     models = [m for m in args.models.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     args.work = args.work.resolve()
@@ -264,7 +275,9 @@ def main() -> int:
     for model in models:
         for seed in seeds:
             for pretrained in (True, False):
-                rec = run_one(args, model, pretrained, seed, train_json, srcs["kvasir_seg"], srcs[TEST_SOURCE])
+                rec = run_one(
+                    args, model, pretrained, seed, train_json, srcs["kvasir_seg"], srcs[TEST_SOURCE]
+                )
                 records.append(rec)
                 print(
                     f"{model} {'imagenet' if pretrained else 'random  '} seed {seed}: "

@@ -358,7 +358,10 @@ def tune_threshold_folders(
         from .data.coco import CocoDataset
 
         ds = CocoDataset.load(gt)
-        masks = {str(Path(str(im["file_name"])).with_suffix("")): ds.semantic_mask(i) for i, im in ds.images.items()}
+        masks = {
+            str(Path(str(im["file_name"])).with_suffix("")): ds.semantic_mask(i)
+            for i, im in ds.images.items()
+        }
     else:
         raise DataError("ground truth for tune-threshold must be a mask folder or COCO data set", gt)
     return tune_threshold(prob, masks, thr, kernels, metric)

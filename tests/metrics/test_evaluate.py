@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -263,3 +264,41 @@ def test_tune_threshold_on_a_saved_model(tmp_path, monkeypatch):
     assert [g["score"] for g in r["grid"]] == pytest.approx([g["score"] for g in want["grid"]])
     assert r["best"]["score"] == 1.0
     assert main(["tune-threshold", str(tmp_path / "model"), str(tmp_path), "--thresholds", "0.5"]) == 0
+
+
+REAL = Path("/work/shared/data")
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (REAL / "kvasir_seg_256" / "masks").is_dir(), reason="../shared/data absent")
+def test_real_polyp_masks_against_monai(tmp_path):
+    """Real polyp boundaries (Kvasir-SEG, CC BY 4.0): the binary protocol on a perturbed prediction folder
+    agrees with MONAI's NSD (subvoxels) / HD95 on every image; empty negatives follow the empty rules."""
+    import torch
+    from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+
+    from scopeseg.metrics.surface import monai_hausdorff, monai_nsd
+
+    src = REAL / "kvasir_seg_256" / "masks"
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    files = sorted(src.glob("*.png"))[:6]
+    for f in files:
+        g = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        p = cv2.erode(np.roll(g, 3, axis=1), np.ones((5, 5), np.uint8))
+        cv2.imwrite(str(tmp_path / "gt" / f.name), g)
+        cv2.imwrite(str(tmp_path / "pred" / f.name), p)
+    r = evaluate(tmp_path / "gt", tmp_path / "pred", "binary")
+    assert len(r.items) == len(files)
+    for f in files:
+        g = cv2.imread(str(tmp_path / "gt" / f.name), cv2.IMREAD_GRAYSCALE) > 0
+        p = cv2.imread(str(tmp_path / "pred" / f.name), cv2.IMREAD_GRAYSCALE) > 0
+        tp, tg = torch.as_tensor(p)[None, None], torch.as_tensor(g)[None, None]
+        ref_nsd = float(
+            compute_surface_dice(tp, tg, [2.0], include_background=True, use_subvoxels=True)[0, 0]
+        )
+        ref_hd = float(compute_hausdorff_distance(tp, tg, include_background=True, percentile=95)[0, 0])
+        assert same(monai_nsd(p, g, 2.0, use_subvoxels=True), ref_nsd, 1e-5)
+        assert same(monai_hausdorff(p, g, None, 95), ref_hd, 1e-5)
+        row = next(x for x in r.items if x["item"] == f.stem)
+        assert same(row["nsd"], ref_nsd, 1e-5)  # DeepMind NSD == MONAI use_subvoxels NSD

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytestmark = pytest.mark.weights
 
@@ -99,3 +100,20 @@ def test_mobilesam_matches_segment_anything_predictor(mobile, golden, shared_dat
         mobile.set_image(imgs["kvasir"])
         res = mobile.predict(boxes=[60, 70, 190, 180])
         _check(res.low_res_logits, res.masks, res.scores, golden, "mob_kvasir")
+
+
+@pytest.mark.parametrize("name, size, kernel", [("litemedsam", 256, 1), ("mobilesam", 1024, 3)])
+def test_released_checkpoints_load_strictly(require_weights, name, size, kernel):
+    from scopeseg.models import weights
+    from scopeseg.models.promptable import clean_state_dict
+    from scopeseg.models.registry import create_model, list_models
+
+    require_weights(name)
+    assert name in list_models(family="promptable")
+    model = create_model(name)  # load_state_dict(strict=True) inside; raises on any missing/unexpected key
+    assert model.img_size == size and model.low_res_size == 256
+    assert model.image_encoder.patch_embed.seq[0].c.kernel_size == (kernel, kernel)
+    state = clean_state_dict(weights.load_state_dict(name))
+    own = model.state_dict()
+    assert set(state) == set(own)
+    assert all(torch.equal(state[k], own[k]) for k in state)

@@ -18,7 +18,12 @@ def _fmt(v) -> str:
 @arg("gt", help="ground truth: COCO JSON / data-set folder, mask folder, or MedSAM npz folder (gts)")
 @arg("pred", help="predictions: COCO results JSON, mask folder, npz folder (segs), or TAPIS frame JSON")
 @arg(
-    "--protocol", default="binary", help="binary, medsam-laptop, endovis, semantic, coco, tapis-map50, video"
+    "--protocol",
+    default="binary",
+    help="binary, medsam-laptop, endovis, semantic, coco, tapis-map50, video; trailing key=value items set its "
+    "parameters (binary: tolerance percentile convention empty spacing score_thr; medsam-laptop: variant "
+    "tolerance; endovis: num_classes; semantic: num_classes ignore_index; coco: iou_type; video: "
+    "skip_first_last bound_th)",
 )
 @arg("--out", metavar="DIR", default=None, help="write metrics.json, per_item.csv and report.html here")
 @command(
@@ -41,7 +46,10 @@ def _evaluate(args) -> int:
     return 0
 
 
-@arg("probs", help="folder of .npy/.npz float probability maps named like the GT masks, or a saved model folder")
+@arg(
+    "probs",
+    help="folder of .npy/.npz float probability maps named like the GT masks, or a saved model folder",
+)
 @arg("gt", help="mask folder (or COCO data set) with the matching ground truth")
 @arg("--thresholds", default=None, help="comma-separated thresholds (default 0.10,0.15,...,0.90)")
 @arg("--kernels", default="0,3,5", help="comma-separated opening kernel sizes (0 = none)")

@@ -27,6 +27,8 @@ ENCODER_INT8_FILE = "encoder.int8.onnx"
 DECODER_FILE = "decoder.onnx"
 META_FILE = "prompt_onnx.json"
 PRETRAINED = ("litemedsam", "mobilesam")
+#: bump when the exported graphs change; cached exports of another version are redone
+EXPORT_VERSION = 2
 
 
 class _Encoder(nn.Module):
@@ -71,6 +73,7 @@ def export_onnx(
         "preprocess": model.preprocess,
         "name": getattr(model, "scopeseg_config", {}).get("name"),
         "opset": opset,
+        "export_version": EXPORT_VERSION,
     }
     with atomic_dir(out_dir) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -226,6 +229,13 @@ def onnx_cache_dir(name: str) -> Path:
     return scopeseg_home() / "onnx" / name
 
 
+def _current_export(folder: Path) -> bool:
+    try:
+        return json.loads((folder / META_FILE).read_text()).get("export_version") == EXPORT_VERSION
+    except (OSError, ValueError):
+        return False
+
+
 def load_engine(
     name_or_dir: str | Path,
     engine: str = "torch",
@@ -247,7 +257,7 @@ def load_engine(
         return OrtPromptEngine(path, precision, threads)
     folder = path / "onnx" if path.is_dir() else onnx_cache_dir(str(name_or_dir))
     need_int8 = precision == "int8"
-    if not (folder / META_FILE).is_file() or (need_int8 and not (folder / ENCODER_INT8_FILE).is_file()):
+    if not _current_export(folder) or (need_int8 and not (folder / ENCODER_INT8_FILE).is_file()):
         if need_int8 and calibration_images is None:
             from .prompt_calibration import default_calibration_images
 

@@ -132,7 +132,7 @@ def load_pairs(gt: str | Path, pred: str | Path, score_thr: float = 0.5) -> tupl
                 "npz predictions need an npz ground-truth folder (MedSAM layout: gts / segs)", pred
             )
         pairs = list(_npz_pairs(gt, pred))
-        labels = sorted({int(v) for p in pairs for v in np.unique(p.gt) if v})
+        labels = _label_values(pairs)
         return pairs, {"classes": {v: f"class {v}" for v in labels}, "gt_kind": gk, "pred_kind": pk}
     if gk == "coco":
         from ..data.coco import CocoDataset
@@ -145,11 +145,16 @@ def load_pairs(gt: str | Path, pred: str | Path, score_thr: float = 0.5) -> tupl
         if pk != "masks":
             raise DataError("a mask-folder ground truth needs a mask-folder prediction", pred)
         pairs = list(_folder_pairs(gt, pred))
-        labels = sorted({int(v) for p in pairs for v in np.unique(p.gt) if v})
+        labels = _label_values(pairs)
         classes = {v: f"class {v}" for v in labels}
     if not pairs:
         raise DataError("no prediction matches a ground-truth item (check file names / image ids)", pred)
     return pairs, {"classes": classes, "gt_kind": gk, "pred_kind": pk}
+
+
+def _label_values(pairs: list[Pair]) -> list[int]:
+    """Non-zero label values seen in the ground truth or the predictions (classes of folder / npz inputs)."""
+    return sorted({int(v) for p in pairs for a in (p.gt, p.pred) for v in np.unique(a) if v})
 
 
 def _npz_pairs(gt: Path, pred: Path) -> Iterator[Pair]:

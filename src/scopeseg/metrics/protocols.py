@@ -308,7 +308,8 @@ def _endovis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
 )
 def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     pairs, info = load_pairs(gt, pred, p["score_thr"])
-    n = p["num_classes"] or ((max(info["classes"]) if info["classes"] else 0) + 1)
+    labels = [c for c in info["classes"] if c != p["ignore_index"]]
+    n = p["num_classes"] or ((max(labels) if labels else 0) + 1)
     acc = SemanticAccumulator(n, p["ignore_index"])
     rows = []
     for pr in pairs:

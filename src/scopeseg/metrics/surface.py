@@ -212,7 +212,7 @@ def _nearest_on_grid(
     if n == 0 or ref.shape[0] == 0:
         return _nearest(query, ref, spacing, p, ref_mask.shape)
     offs, dists = _shell_offsets(query.shape[1], spacing, p)
-    ext = np.abs(offs).max(axis=0)
+    ext = np.maximum(np.abs(offs).max(axis=0), 1)  # >= 1: the boundary test below looks one step away
     padded = np.zeros(tuple(int(s + 2 * e) for s, e in zip(ref_mask.shape, ext)), dtype=bool)
     padded[tuple(slice(int(e), int(e) + s) for s, e in zip(ref_mask.shape, ext))] = ref_mask
     strides = np.array([int(np.prod(padded.shape[i + 1 :])) for i in range(padded.ndim)], dtype=np.int64)
@@ -228,7 +228,14 @@ def _nearest_on_grid(
             pending = pending[~hit]
             if pending.size == 0:
                 return out
-    out[pending] = _nearest(query[pending], ref, spacing, p, ref_mask.shape)
+    # The remaining points lie outside the reference set, and the nearest point of a grid set to an outside
+    # point always has an axis neighbour outside the set (a step toward the query would be closer), so only
+    # those boundary points go into the tree (the whole area for filled sets, e.g. slab faces).
+    ref_flat = (ref + ext) @ strides
+    inner = np.ones(ref.shape[0], dtype=bool)
+    for st in strides:
+        inner &= flat[ref_flat + st] & flat[ref_flat - st]
+    out[pending] = _nearest(query[pending], ref[~inner], spacing, p, ref_mask.shape)
     return out
 
 

@@ -85,10 +85,10 @@ class PromptEncoder(nn.Module):
         return out
 
     def embed_dense(self, masks: torch.Tensor | None, n: int) -> torch.Tensor:
-        """Mask logits ``(N, 1, 4h, 4w)`` -> ``(N, C, h, w)``; ``None`` gives the learned no-mask embedding."""
-        if masks is None:
+        """Mask logits ``(N, 1, 4h, 4w)`` -> ``(N, C, h, w)``; ``None`` gives the no-mask embedding ``(1, C, h, w)``."""
+        if masks is None:  # batch 1: broadcast over the prompt sets by the decoder
             h, w = self.image_embedding_size
-            return self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(n, -1, h, w)
+            return self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
         return self.mask_downscaling(masks)
 
 
@@ -228,11 +228,12 @@ class MaskDecoder(nn.Module):
         n = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_prompt_embeddings), dim=1)
-        src = image_embeddings.expand(n, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
-        src = src + dense_prompt_embeddings
-        pos_src = image_pe.expand(n, -1, -1, -1)
-        b, c, h, w = src.shape
-        hs, src = self.transformer(src, pos_src, tokens)
+        # one image embedding and one dense prompt (no mask) stay batch 1: the first layer's image-side
+        # projections are then computed once and broadcast over the N prompt sets (same math as repeating)
+        src = image_embeddings + dense_prompt_embeddings
+        _, c, h, w = src.shape
+        hs, src = self.transformer(src, image_pe, tokens)
+        b = hs.shape[0]
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
         upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))

@@ -46,7 +46,9 @@ class HFSamPromptable(nn.Module):
         try:
             return cls(SamModel.from_pretrained(str(path), local_files_only=True))
         except (OSError, ValueError) as e:
-            raise ModelError(f"cannot load the transformers SAM checkpoint: {str(e).splitlines()[0]}", path) from None
+            raise ModelError(
+                f"cannot load the transformers SAM checkpoint: {str(e).splitlines()[0]}", path
+            ) from None
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.get_image_embeddings(pixels)
@@ -64,7 +66,9 @@ class HFSamPromptable(nn.Module):
 
     def _decode_one_mask_batch(self, embedding, sparse, dense):
         pos = self.model.get_image_wide_positional_embeddings().repeat(embedding.shape[0], 1, 1, 1)
-        outs = [self.model.mask_decoder(embedding, pos, sparse, dense, multimask_output=m) for m in (False, True)]
+        outs = [
+            self.model.mask_decoder(embedding, pos, sparse, dense, multimask_output=m) for m in (False, True)
+        ]
         masks = torch.cat([outs[0][0], outs[1][0]], dim=2)[0]
         iou = torch.cat([outs[0][1], outs[1][1]], dim=2)[0]
         return masks, iou

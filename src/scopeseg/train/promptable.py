@@ -52,14 +52,28 @@ class PromptableTrainConfig(TrainerOptions):
 class PromptSampleDataset(Dataset):
     """(pixels, box corners in input pixels, low-res mask) per object; jitter and flips when training."""
 
-    def __init__(self, ds: CocoDataset, image_ids: list[int], recipe_name: str, img_size: int, low_res: int,
-                 jitter: float, flip: bool, min_area: int, seed: int):
+    def __init__(
+        self,
+        ds: CocoDataset,
+        image_ids: list[int],
+        recipe_name: str,
+        img_size: int,
+        low_res: int,
+        jitter: float,
+        flip: bool,
+        min_area: int,
+        seed: int,
+    ):
         self.ds, self.recipe, self.size, self.low_res = ds, get_recipe(recipe_name), img_size, low_res
         self.jitter, self.flip, self.seed = jitter, flip, seed
         ids = set(image_ids)
-        self.items = [(a["image_id"], a["id"]) for a in sorted(ds.annotations.values(), key=lambda a: a["id"])
-                      if a["image_id"] in ids and int(ds.mask(a).sum()) >= min_area]
+        self.items = [
+            (a["image_id"], a["id"])
+            for a in sorted(ds.annotations.values(), key=lambda a: a["id"])
+            if a["image_id"] in ids and int(ds.mask(a).sum()) >= min_area
+        ]
         self.epoch = 0
+        self.split_bit = 0  # 1 for the validation set (its image ids may repeat the training set's)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -69,7 +83,8 @@ class PromptSampleDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         image = as_rgb_uint8(self.ds.load_image(image_id))
         mask = self.ds.mask(self.ds.annotations[ann_id]).astype(np.uint8)
-        if self.flip and rng.random() < 0.5:
+        flipped = bool(self.flip and rng.random() < 0.5)
+        if flipped:
             image, mask = image[:, ::-1].copy(), mask[:, ::-1].copy()
         prep = self.recipe.prepare(image, self.size)
         ys, xs = np.nonzero(mask)
@@ -85,8 +100,13 @@ class PromptSampleDataset(Dataset):
         gt = torch.from_numpy(gt)[None, None]
         if self.low_res != self.size:
             gt = F.interpolate(gt, (self.low_res, self.low_res), mode="area")
-        return (torch.from_numpy(prep.pixels[0]), torch.from_numpy(corners.astype(np.float32)),
-                (gt[0] > 0.5).float())
+        key = 4 * int(image_id) + 2 * int(flipped) + self.split_bit  # embedding-cache key of this input
+        return (
+            torch.from_numpy(prep.pixels[0]),
+            torch.from_numpy(corners.astype(np.float32)),
+            (gt[0] > 0.5).float(),
+            torch.tensor(key),
+        )
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -108,10 +128,15 @@ class PromptableModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, cfg: PromptableTrainConfig):
         super().__init__()
         self.model, self.cfg = model.train(), cfg
+        self._emb_cache: dict[int, torch.Tensor] = {}
         if cfg.freeze_encoder:
             self.model.image_encoder.requires_grad_(False)
-        self.save_hyperparameters({"config": cfg.model_dump(mode="json"),
-                                   "model_config": dict(getattr(model, "scopeseg_config", {}))})
+        self.save_hyperparameters(
+            {
+                "config": cfg.model_dump(mode="json"),
+                "model_config": dict(getattr(model, "scopeseg_config", {})),
+            }
+        )
 
     def on_train_epoch_start(self) -> None:
         if self.cfg.freeze_encoder:
@@ -125,12 +150,21 @@ class PromptableModule(L.LightningModule):
         if isinstance(ds, PromptSampleDataset):
             ds.epoch = self.current_epoch
 
+    def _frozen_embeddings(self, pixels: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Frozen encoder: each distinct input image is encoded once per run (CPU fine-tuning)."""
+        missing = [i for i, k in enumerate(keys.tolist()) if k not in self._emb_cache]
+        if missing:
+            with torch.no_grad():
+                new = self.model.encode(pixels[missing])
+            for j, i in enumerate(missing):
+                self._emb_cache[int(keys[i])] = new[j].detach()
+        return torch.stack([self._emb_cache[int(k)] for k in keys.tolist()])
+
     def _step(self, batch):
-        pixels, corners, gt = batch
+        pixels, corners, gt, keys = batch
         labels = torch.tensor([2.0, 3.0], device=pixels.device).expand(pixels.shape[0], 2)
         if self.cfg.freeze_encoder:
-            with torch.no_grad():
-                emb = self.model.encode(pixels)
+            emb = self._frozen_embeddings(pixels, keys)
         else:
             emb = self.model.encode(pixels)
         low, iou = self.model.decode(emb, corners, labels)
@@ -138,13 +172,20 @@ class PromptableModule(L.LightningModule):
         d, b = dice_loss(logits, gt), F.binary_cross_entropy_with_logits(logits, gt)
         true_iou = mask_iou(logits.detach(), gt)
         m = F.mse_loss(pred_iou, true_iou)
-        return d + b + self.cfg.iou_loss_weight * m, {"dice_loss": d, "bce": b, "iou_mse": m, "iou": true_iou.mean()}
+        return d + b + self.cfg.iou_loss_weight * m, {
+            "dice_loss": d,
+            "bce": b,
+            "iou_mse": m,
+            "iou": true_iou.mean(),
+        }
 
     def training_step(self, batch, batch_idx):
         loss, parts = self._step(batch)
         if not torch.isfinite(loss):
-            raise TrainingError(f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
-                                "(lower lr=, check the data); the last good checkpoint is kept")
+            raise TrainingError(
+                f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
+                "(lower lr=, check the data); the last good checkpoint is kept"
+            )
         n = batch[0].shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
         for k, v in parts.items():
@@ -153,10 +194,11 @@ class PromptableModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss, parts = self._step(batch)
-        pixels, corners, gt = batch
-        n = pixels.shape[0]
+        n = batch[0].shape[0]
         self.log("val_loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("val_dice", 1 - parts["dice_loss"], on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log(
+            "val_dice", 1 - parts["dice_loss"], on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
+        )
         self.log("val_iou", parts["iou"], on_epoch=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
@@ -175,8 +217,10 @@ class PromptableModule(L.LightningModule):
                 return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
             return max(0.02, (1 - t) ** 0.9)
 
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"},
+        }
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -197,16 +241,25 @@ class PromptDataModule(L.LightningDataModule):
             val_ds = ds
             train_ids, val_ids = train_val_ids(ds, cfg.val_fraction, cfg.seed)
         args = (model.preprocess, int(model.img_size), int(model.low_res_size))
-        self.train_set = PromptSampleDataset(ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed)
+        self.train_set = PromptSampleDataset(
+            ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed
+        )
         self.val_set = PromptSampleDataset(val_ds, val_ids, *args, 0.0, False, cfg.min_area, cfg.seed)
+        self.val_set.split_bit = 1
         if not len(self.train_set) or not len(self.val_set):
-            raise DataError(f"need objects in both splits (train {len(self.train_set)}, val {len(self.val_set)})",
-                            ds.path)
+            raise DataError(
+                f"need objects in both splits (train {len(self.train_set)}, val {len(self.val_set)})", ds.path
+            )
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
-                          drop_last=shuffle and len(dataset) > self.cfg.batch_size,
-                          persistent_workers=self.cfg.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=self.cfg.num_workers,
+            drop_last=shuffle and len(dataset) > self.cfg.batch_size,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)
@@ -243,13 +296,21 @@ def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
         model.load_state_dict(state)
         manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
         model.scopeseg_config["pretrained"] = False
-        save_pretrained(model.cpu().eval(), best_dir, manifest=manifest,
-                        card=f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0).")
+        save_pretrained(
+            model.cpu().eval(),
+            best_dir,
+            manifest=manifest,
+            card=f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0).",
+        )
     if error is not None:
         raise TrainingError(f"{error}" + (f"; last good checkpoint: {best_dir}" if state is not None else ""))
-    result = {"run_dir": str(run_dir), "best": str(best_dir), "train_seconds": time.time() - t0,
-              "epochs_run": trainer.current_epoch,
-              "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}}
+    result = {
+        "run_dir": str(run_dir),
+        "best": str(best_dir),
+        "train_seconds": time.time() - t0,
+        "epochs_run": trainer.current_epoch,
+        "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")},
+    }
     write_json(run_dir / "result.json", result, indent=2)
     return result
 

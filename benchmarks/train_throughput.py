@@ -1,0 +1,212 @@
+"""Training-step throughput and peak memory of every registered semantic model at 480x736, batch 2.
+
+One step = forward + Dice+BCE loss (binary, the MONAI tool bundle's task) + backward + AdamW step, as in
+``scopeseg train``. Each model runs in a fresh subprocess so its peak RSS (``getrusage`` maxrss) is its own;
+a few warmup steps, then timed steps. Wall-clock images/s depends on the machine's load (the cores are
+shared), so process CPU seconds per image are reported too, and the load average around each model.
+Speeds are also given as a ratio to ``unet-effb2`` (the bundle's model) measured in the same run.
+Results: ``benchmarks/results/train_throughput.{json,md}``.
+Run: ``.venv/bin/python benchmarks/train_throughput.py [--models unet-lite0,...] [--steps 3] [--warmup 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+BASELINE = "unet-effb2"
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def measure(
+    name: str, batch: int, size: tuple[int, int], warmup: int, steps: int, threads: int, seed: int = 0
+) -> dict:
+    """Time ``steps`` training steps of model ``name`` (random init) after ``warmup`` untimed ones."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+    from scopeseg.losses import build_loss
+    from scopeseg.models.registry import count_parameters, create_model
+
+    torch.manual_seed(seed)
+    model = create_model(name, classes=["instrument"], pretrained=False).train()
+    loss_fn = build_loss("dice:1,bce:1", binary=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, *size, generator=g)
+    y = (torch.rand(batch, *size, generator=g) > 0.8).long()
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    for _ in range(warmup):
+        step()
+    load_before = os.getloadavg()[0]
+    walls, cpus = [], []
+    for _ in range(steps):
+        c0, t0 = _cpu_seconds(), time.perf_counter()
+        step()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu_seconds() - c0)
+    return {
+        "model": name,
+        "params_m": round(count_parameters(model) / 1e6, 2),
+        "step_seconds": [round(w, 3) for w in walls],
+        "step_seconds_median": statistics.median(walls),
+        "images_per_s": batch * steps / sum(walls),
+        "cpu_seconds_per_image": sum(cpus) / (batch * steps),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loadavg_1_before": round(load_before, 2),
+        "loadavg_1_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def run_worker(name: str, args) -> dict:
+    """Measure one model in a fresh interpreter; returns its JSON line."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--batch",
+        str(args.batch),
+        "--size",
+        f"{args.size[0]}x{args.size[1]}",
+        "--warmup",
+        str(args.warmup),
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"model": name, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def markdown(out: dict[str, Any]) -> str:
+    a = out["setup"]
+    lines = [
+        f"# Training-step throughput at {a['size'][0]}x{a['size'][1]}, batch {a['batch']}",
+        "",
+        f"Step = forward + {a['loss']} + backward + AdamW, fp32, CPU, torch {out['machine']['torch']} "
+        f"({out['machine']['torch_threads']} threads); {a['warmup']} warmup + {a['steps']} timed steps per "
+        "model, each model in a fresh process (peak RSS = that process's maxrss).",
+        f"Machine: {out['machine']['cpu_count']} cores **shared with other jobs**: load average "
+        f"{out['machine']['loadavg_1_5_15']} at start, {out['loadavg_end']} at the end, so wall-clock numbers "
+        "are pessimistic; CPU s/image is less load-dependent.",
+        "",
+        f"| model | params (M) | images/s | step s (median) | CPU s/image | peak RSS (MB) | speed vs {BASELINE} "
+        "| load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in out["models"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error: {r['error']} | | | | | | |")
+            continue
+        ratio = r.get("speed_vs_baseline")
+        lines.append(
+            f"| {r['model']} | {r['params_m']:.2f} | {r['images_per_s']:.2f} | {r['step_seconds_median']:.2f} "
+            f"| {r['cpu_seconds_per_image']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{'' if ratio is None else f'{ratio:.2f}x'} | {r['loadavg_1_before']:.1f} |"
+        )
+    lines += [
+        "",
+        f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model), measured in the same run.",
+        "",
+        f"Command: `{out['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    h, w = text.lower().split("x")
+    return int(h), int(w)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="comma-separated; default: every semantic model")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--size", type=parse_size, default=(480, 736))
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: fastest on oversubscribed shared cores)"
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.batch, args.size, args.warmup, args.steps, args.threads)))
+        return 0
+
+    import torch
+
+    from scopeseg.io import write_json, write_text
+    from scopeseg.models.registry import list_models
+
+    models = args.models.split(",") if args.models else list_models(family="semantic")
+    start = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": args.threads,
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+    rows = []
+    for name in models:
+        r = run_worker(name, args)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    base = next((r for r in rows if r["model"] == BASELINE and "error" not in r), None)
+    for r in rows:
+        if base and "error" not in r:
+            r["speed_vs_baseline"] = base["cpu_seconds_per_image"] / r["cpu_seconds_per_image"]
+    out = {
+        "benchmark": "train_throughput",
+        "setup": {
+            "batch": args.batch,
+            "size": list(args.size),
+            "warmup": args.warmup,
+            "steps": args.steps,
+            "loss": "dice:1,bce:1 (binary)",
+            "optimizer": "AdamW lr 1e-3 wd 1e-4",
+            "init": "random (pretrained weights do not change speed)",
+        },
+        "machine": start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "models": rows,
+        "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "train_throughput.json", out, indent=2)
+    write_text(args.out / "train_throughput.md", markdown(out))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from ..data.coco import CocoDataset, load_dataset
 from ..data.datasets import SemanticDataset, build_class_map
 from ..data.transforms import eval_transform, train_transform
 from ..errors import DataError
+from .common import make_loader
 from .config import SemanticTrainConfig
 
 
@@ -66,14 +67,7 @@ class SemanticDataModule(L.LightningDataModule):
         )
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            num_workers=self.cfg.num_workers,
-            drop_last=shuffle and len(dataset) > self.cfg.batch_size,
-            persistent_workers=self.cfg.num_workers > 0,
-        )
+        return make_loader(dataset, self.cfg, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)

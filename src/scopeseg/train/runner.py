@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..errors import ConfigError, ScopesegError, TrainingError
+from ..errors import ConfigError
 from ..io import read_json, write_json, write_text
 from .config import TrainerOptions
 
@@ -207,7 +207,8 @@ def train_semantic(cfg) -> dict[str, Any]:
     """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only)."""
     import lightning as L
 
-    from ..models.registry import create_model, run_manifest, save_pretrained
+    from ..models.registry import create_model
+    from .common import fit_and_release
     from .data import SemanticDataModule
     from .semantic import SemanticModule
 
@@ -228,35 +229,14 @@ def train_semantic(cfg) -> dict[str, Any]:
         }
     )
     module = SemanticModule(model, cfg)
-    trainer = build_trainer(cfg, run_dir)
-    t0 = time.time()
-    error: ScopesegError | None = None
-    try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    except TrainingError as e:
-        error = e
-    train_seconds = time.time() - t0
-    if not trainer.is_global_zero:
+    card = f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg."
+    released = fit_and_release(module, dm, model, cfg, run_dir, card, ckpt_path=ckpt_path)
+    if released is None:  # not rank 0
         return {"run_dir": str(run_dir)}
-    state = best_state_dict(run_dir)
-    best_dir = run_dir / "best"
-    if state is not None:
-        model.load_state_dict(state)
-        manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
-        save_pretrained(
-            model.cpu(),
-            best_dir,
-            manifest=manifest,
-            card=f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg.",
-        )
-    if error is not None:
-        kept = f"; last good checkpoint: {best_dir}" if state is not None else ""
-        raise TrainingError(f"{error}{kept}")
+    best_dir = Path(released["best"])
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "best": str(best_dir),
-        "train_seconds": train_seconds,
-        "epochs_run": trainer.current_epoch,
+        **{k: v for k, v in released.items() if k != "trainer"},
     }
     if cfg.report:
         from .evaluation import evaluate_semantic_run

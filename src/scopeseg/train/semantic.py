@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
 from ..errors import TrainingError
 from ..losses import build_loss
+from .common import configure_adamw
 from .config import SemanticTrainConfig
 
 
@@ -91,19 +90,6 @@ class SemanticModule(L.LightningModule):
         )
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        if self.cfg.schedule == "none":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.cfg.warmup_steps, total - 1)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / (warm + 1)
-            t = min(1.0, (step - warm) / max(1, total - warm))
-            if self.cfg.schedule == "cosine":
-                return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
-            return max(0.02, (1 - t) ** 0.9)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_adamw(
+            self.model.parameters(), self.cfg, int(self.trainer.estimated_stepping_batches)
+        )

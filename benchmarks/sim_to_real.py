@@ -61,6 +61,12 @@ def train_synthetic(work: Path, minutes: float, seed: int = 0) -> Path:
     return Path(train(cfg)["best"])
 
 
+def pixel_fractions(cm: np.ndarray) -> dict[str, float]:
+    """Share of pixels that are tool in the ground truth and in the prediction (binary confusion matrix)."""
+    total = max(int(cm.sum()), 1)
+    return {"gt_fraction": float(cm[1].sum() / total), "pred_fraction": float(cm[:, 1].sum() / total)}
+
+
 def checkpoint_info(ckpt: Path) -> dict[str, Any]:
     """What the checkpoint is: its config, training data digest, and the demo's held-out number if known."""
     cfg = json.loads((ckpt / "config.json").read_text())
@@ -95,19 +101,17 @@ def markdown(out: dict[str, Any]) -> str:
         lines.append(f"Its Dice on held-out synthetic videos (demo): {c['synthetic_held_out_dice']:.3f}.")
     lines += [
         "",
-        "| source | frames | Dice (mean per frame) | Dice (pooled pixels) | IoU (mean per frame) |",
-        "|---|---|---|---|---|",
+        "| source | frames | Dice (mean per frame) | Dice (pooled pixels) | IoU (mean per frame) "
+        "| tool pixels GT % | predicted % |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in out["sources"].items():
-        s = r["summary"]
+    for name, r in [*out["sources"].items(), ("all", out["all"])]:
+        s = r.get("summary", r)
         lines.append(
             f"| {name} | {s['images']} | {s['dice_mean_per_image']:.3f} | {s['dice_pooled_foreground']:.3f} "
-            f"| {s['iou_mean_per_image']:.3f} |"
+            f"| {s['iou_mean_per_image']:.3f} | {100 * r['gt_fraction']:.1f} | {100 * r['pred_fraction']:.1f} |"
         )
-    a = out["all"]
     lines += [
-        f"| all | {a['images']} | {a['dice_mean_per_image']:.3f} | {a['dice_pooled_foreground']:.3f} "
-        f"| {a['iou_mean_per_image']:.3f} |",
         "",
         "Per-frame Dice: a frame with empty ground truth and an empty prediction scores 1 (else 0). "
         "Pooled Dice sums pixel counts over the frames of a source first.",
@@ -125,6 +129,9 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_sim_to_real"))
     ap.add_argument("--minutes", type=float, default=4.0, help="training time when no checkpoint exists")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: fastest on oversubscribed shared cores)"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     missing = missing_sources(args.data, SOURCES)
@@ -132,11 +139,14 @@ def main() -> int:
         print(f"skipped: shared data not found under {args.data} (missing {', '.join(missing)})")
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
     from scopeseg import progress
     from scopeseg.io import write_json, write_text
     from scopeseg.train.evaluation import scores_from_confusion
 
     progress.set_enabled(False)
+    torch.set_num_threads(args.threads)
     ckpt = args.checkpoint
     trained_here = False
     if not (ckpt / "config.json").is_file():
@@ -148,6 +158,8 @@ def main() -> int:
     rows = [r for s in sources.values() for r in s["per_image"]]
     cm = np.sum([np.asarray(s["confusion"]) for s in sources.values()], axis=0)
     n = len(rows)
+    for r in [*sources.values()]:
+        r.update(pixel_fractions(np.asarray(r["confusion"])))
     out = {
         "benchmark": "sim_to_real",
         "checkpoint": {**checkpoint_info(ckpt), "trained_by_this_script": trained_here},
@@ -157,6 +169,7 @@ def main() -> int:
             "dice_mean_per_image": sum(r["dice"] for r in rows) / n,
             "iou_mean_per_image": sum(r["iou"] for r in rows) / n,
             "dice_pooled_foreground": float(scores_from_confusion(cm)["dice"][1]),
+            **pixel_fractions(cm),
         },
         "machine": machine(),
         "command": "python benchmarks/sim_to_real.py " + " ".join(sys.argv[1:]),

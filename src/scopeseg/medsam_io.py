@@ -124,7 +124,7 @@ class _SliceCache:
             p.set_embedding(*self.items[z])
             return
         p.set_image(self.volume[z])
-        self.items[z] = (p._embedding, p._prep)
+        self.items[z] = p.get_embedding()
         if len(self.items) > self.capacity:
             self.items.popitem(last=False)
 

@@ -181,6 +181,13 @@ def test_save_pretrained_round_trip(tiny_model, scope_image, tmp_path):
     from scopeseg.models.registry import save_pretrained
 
     save_pretrained(tiny_model, tmp_path / "ckpt")
+    from scopeseg.models.promptable import PromptableSAM
+
+    again = PromptableSAM.from_pretrained(tmp_path / "ckpt")
+    again.save_pretrained(tmp_path / "ckpt2")
+    import json
+
+    assert json.loads(json.dumps(again.scopeseg_config)) == json.loads(json.dumps(tiny_model.scopeseg_config))
     a = PromptPredictor(TorchPromptEngine(tiny_model))
     b = PromptPredictor.from_pretrained(tmp_path / "ckpt")
     for p in (a, b):

@@ -200,6 +200,12 @@ class PromptPredictor:
         self._embedding = self.engine.encode(prep.pixels)
         self._prep = prep
 
+    def get_embedding(self) -> tuple[Any, PreparedImage]:
+        """The cached (embedding, prepared image) of the current image, for ``set_embedding`` later."""
+        if self._prep is None:
+            raise DataError("no image set: call set_image(image) first")
+        return self._embedding, self._prep
+
     def set_embedding(self, embedding: Any, prep: PreparedImage) -> None:
         """Reuse an embedding computed earlier for the same prepared image."""
         self._embedding, self._prep = embedding, prep

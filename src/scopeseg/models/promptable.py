@@ -105,6 +105,22 @@ class PromptableSAM(nn.Module):
         dense = self.prompt_encoder.embed_dense(mask_input, n)
         return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(), sparse, dense)
 
+    def save_pretrained(self, path) -> Any:
+        """Checkpoint folder (model.safetensors + config.json + manifest + card); see ``registry.save_pretrained``."""
+        from .registry import save_pretrained
+
+        return save_pretrained(self, path)
+
+    @classmethod
+    def from_pretrained(cls, path) -> PromptableSAM:
+        """Rebuild from a checkpoint folder written by ``save_pretrained`` (strict weight loading)."""
+        from .registry import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelError(f"{path}: checkpoint holds a {type(model).__name__}, not a promptable SAM model")
+        return model
+
     def forward(self, pixels, coords, labels, mask_input=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode one image per prompt set and decode (training path; ``pixels`` batch = prompt batch)."""
         return self.decode(self.encode(pixels), coords, labels, mask_input)

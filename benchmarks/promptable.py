@@ -3,7 +3,7 @@
 One run on this machine (threads = --threads, default 2). Per engine: end-to-end time per image (read a
 512x512 PNG -> preprocess -> encoder -> decoder (1 box) -> mask at the original size), encoder-only time,
 and decoder-only time per extra prompt on a cached embedding (8 boxes vs 1 box, one batched call).
-Reduced precision (torch bf16 autocast, ORT static int8 QDQ) is also scored by Dice against the fp32 masks
+Reduced precision (torch bf16 autocast, ORT dynamic int8 MatMuls, ORT static int8 QDQ) is also scored by Dice against the fp32 masks
 on the Kvasir-SEG 256 images with ground-truth boxes (../shared/data; synthetic frames when absent).
 The original pipeline (CVPR24_LiteMedSAM_infer.py reproduction) runs in its own interpreter before and
 after ours (--reference-python, e.g. /tmp/refenv/bin/python: torch + timm; see
@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=15)
     ap.add_argument("--reference-python", default="/tmp/refenv/bin/python")
-    ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8")
+    ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-int8-static")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "promptable"))
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -158,7 +158,7 @@ def main() -> None:
         refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
     rows, preds, skipped = [], {}, []
     for spec in args.engines.split(","):
-        engine, precision = spec.split("-")
+        engine, precision = spec.split("-", 1)
         if precision == "bf16" and not cpu_has_bf16():
             skipped.append(
                 f"{spec}: this CPU has no native bf16 (avx512_bf16/amx), autocast would be emulated"
@@ -205,6 +205,7 @@ def main() -> None:
         "original": ref,
         "original_runs": refs,
         "engines": rows,
+        "skipped": skipped,
         "goals": GOALS,
         "eval_pairs": len(pairs),
     }

@@ -66,3 +66,11 @@ def test_hf_sam_matches_sammodel_forward(hf_dir):
         points=[[20, 20], [50, 40]], point_labels=[1, 0], mask_input=res.low_res_logits[:1, 0]
     )
     assert refined.masks.shape == (1, 48, 64)
+
+
+def test_hf_sam_onnx_engine_is_refused_in_one_line(hf_dir):
+    from scopeseg.errors import ModelError
+    from scopeseg.inference.prompt_predictor import PromptPredictor
+
+    with pytest.raises(ModelError, match="engine torch"):
+        PromptPredictor.from_pretrained(hf_dir, engine="onnx")

@@ -19,9 +19,10 @@ def _engine_args(fn):
     fn = arg("--threads", type=int, default=None, help="CPU threads (default: torch/ORT default)")(fn)
     fn = arg(
         "--precision",
-        choices=["fp32", "bf16", "int8"],
+        choices=["fp32", "bf16", "int8", "int8-static"],
         default="fp32",
-        help="encoder precision: bf16 (torch engine) or static int8 (onnx engine)",
+        help="encoder precision: bf16 (torch engine); int8 = dynamic int8 MatMuls, int8-static = calibrated QDQ "
+        "(onnx engine)",
     )(fn)
     return arg("--engine", choices=["torch", "onnx"], default="torch", help="inference engine")(fn)
 

@@ -10,8 +10,6 @@ checkpoints and DDP as semantic training (``runner.build_trainer``).
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import Any
 
 import lightning as L
@@ -26,6 +24,7 @@ from ..data.coco import CocoDataset, load_dataset
 from ..errors import DataError, ScopesegError, TrainingError
 from ..inference.prompt_transforms import as_rgb_uint8, get_recipe
 from ..io import write_json
+from .common import configure_adamw, make_loader
 from .config import TrainerOptions
 
 log = logging.getLogger(__name__)
@@ -203,24 +202,7 @@ class PromptableModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        if self.cfg.schedule == "none":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.cfg.warmup_steps, total - 1)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / (warm + 1)
-            t = min(1.0, (step - warm) / max(1, total - warm))
-            if self.cfg.schedule == "cosine":
-                return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
-            return max(0.02, (1 - t) ** 0.9)
-
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"},
-        }
+        return configure_adamw(params, self.cfg, int(self.trainer.estimated_stepping_batches))
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -252,14 +234,7 @@ class PromptDataModule(L.LightningDataModule):
             )
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            num_workers=self.cfg.num_workers,
-            drop_last=shuffle and len(dataset) > self.cfg.batch_size,
-            persistent_workers=self.cfg.num_workers > 0,
-        )
+        return make_loader(dataset, self.cfg, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True)
@@ -270,8 +245,9 @@ class PromptDataModule(L.LightningDataModule):
 
 def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
     """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
-    from ..models.registry import create_model, run_manifest, save_pretrained
-    from .runner import best_state_dict, build_trainer, data_digest, prepare_run_dir, resolve_resume
+    from ..models.registry import create_model
+    from .common import fit_and_release
+    from .runner import prepare_run_dir, resolve_resume
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = resolve_resume(cfg.resume)
@@ -281,34 +257,14 @@ def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
         raise ScopesegError(f"model {cfg.model!r} is not a promptable model")
     dm = PromptDataModule(cfg, model)
     module = PromptableModule(model, cfg)
-    trainer = build_trainer(cfg, run_dir)
-    t0 = time.time()
-    error: ScopesegError | None = None
-    try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    except TrainingError as e:
-        error = e
-    if not trainer.is_global_zero:
+    card = f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0)."
+    released = fit_and_release(module, dm, model, cfg, run_dir, card, ckpt_path=ckpt_path)
+    if released is None:  # not rank 0
         return {"run_dir": str(run_dir)}
-    state = best_state_dict(run_dir)
-    best_dir = run_dir / "best"
-    if state is not None:
-        model.load_state_dict(state)
-        manifest = run_manifest(cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(cfg.data))
-        model.scopeseg_config["pretrained"] = False
-        save_pretrained(
-            model.cpu().eval(),
-            best_dir,
-            manifest=manifest,
-            card=f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0).",
-        )
-    if error is not None:
-        raise TrainingError(f"{error}" + (f"; last good checkpoint: {best_dir}" if state is not None else ""))
+    trainer = released.pop("trainer")
     result = {
         "run_dir": str(run_dir),
-        "best": str(best_dir),
-        "train_seconds": time.time() - t0,
-        "epochs_run": trainer.current_epoch,
+        **released,
         "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")},
     }
     write_json(run_dir / "result.json", result, indent=2)

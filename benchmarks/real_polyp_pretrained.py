@@ -190,6 +190,7 @@ def summarise(records: list[dict], models: list[str]) -> dict[str, Any]:
 def markdown(out: dict[str, Any]) -> str:
     b = out["budget"]
     s = out["summary"]
+    loads = [r["loadavg_1"] for r in out["runs"]] or [float("nan")]
     lines = [
         "# Real polyps: ImageNet-pretrained encoder vs random init",
         "",
@@ -199,8 +200,8 @@ def markdown(out: dict[str, Any]) -> str:
         f"batch {b['batch_size']}, {b['train_size'][0]}x{b['train_size'][1]}, AdamW lr {b['lr']} cosine, "
         f"loss {b['loss']}, augment {b['augment']}; seeds {out['seeds']}. Last-epoch model (no selection on test).",
         f"Machine: {out['machine']['cpu_count']} CPU cores shared with other jobs, "
-        f"{out['machine']['torch_threads']} torch thread(s) "
-        f"(load average at start {out['machine']['loadavg_1_5_15']}).",
+        f"{out['machine']['torch_threads']} torch thread(s); 1-min load average at the end of each run "
+        f"{min(loads):.1f}-{max(loads):.1f}, so train seconds are noisy.",
         "",
         "| model | ImageNet init Dice | random init Dice | gap | per-seed gaps |",
         "|---|---|---|---|---|",

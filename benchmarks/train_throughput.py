@@ -81,7 +81,7 @@ def measure(
     }
 
 
-def run_worker(name: str, args) -> dict:
+def run_worker(name: str, args, threads: int) -> dict:
     """Measure one model in a fresh interpreter; returns its JSON line."""
     cmd = [
         sys.executable,
@@ -97,12 +97,13 @@ def run_worker(name: str, args) -> dict:
         "--steps",
         str(args.steps),
         "--threads",
-        str(args.threads),
+        str(threads),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        return {"model": name, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        err = proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"
+        return {"model": name, "threads": threads, "error": err}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "threads": threads}
 
 
 def markdown(out: dict[str, Any]) -> str:
@@ -117,23 +118,24 @@ def markdown(out: dict[str, Any]) -> str:
         f"{out['machine']['loadavg_1_5_15']} at start, {out['loadavg_end']} at the end, so wall-clock numbers "
         "are pessimistic; CPU s/image is less load-dependent.",
         "",
-        f"| model | params (M) | images/s | step s (median) | CPU s/image | peak RSS (MB) | speed vs {BASELINE} "
+        f"| model | threads | params (M) | images/s | step s (median) | CPU s/image | peak RSS (MB) | speed vs {BASELINE} "
         "| load (1 min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in out["models"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error']} | | | | | | |")
+            lines.append(f"| {r['model']} | {r['threads']} | error: {r['error']} | | | | | | |")
             continue
         ratio = r.get("speed_vs_baseline")
         lines.append(
-            f"| {r['model']} | {r['params_m']:.2f} | {r['images_per_s']:.2f} | {r['step_seconds_median']:.2f} "
+            f"| {r['model']} | {r['threads']} | {r['params_m']:.2f} | {r['images_per_s']:.2f} | {r['step_seconds_median']:.2f} "
             f"| {r['cpu_seconds_per_image']:.2f} | {r['peak_rss_mb']:.0f} | "
             f"{'' if ratio is None else f'{ratio:.2f}x'} | {r['loadavg_1_before']:.1f} |"
         )
     lines += [
         "",
-        f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model), measured in the same run.",
+        f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model) at the same thread count, "
+        "measured in the same run.",
         "",
         f"Command: `{out['command']}`",
         "",
@@ -154,13 +156,16 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1: fastest on oversubscribed shared cores)"
+        "--threads",
+        default="1",
+        help="torch threads, comma-separated to compare (1: fastest on oversubscribed shared cores)",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.worker, args.batch, args.size, args.warmup, args.steps, args.threads)))
+        threads = int(args.threads)
+        print(json.dumps(measure(args.worker, args.batch, args.size, args.warmup, args.steps, threads)))
         return 0
 
     import torch
@@ -174,15 +179,20 @@ def main() -> int:
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "torch_threads": args.threads,
+        "torch_default_threads": torch.get_num_threads(),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
     rows = []
-    for name in models:
-        r = run_worker(name, args)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-    base = next((r for r in rows if r["model"] == BASELINE and "error" not in r), None)
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for name in models:
+            r = run_worker(name, args, threads)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
     for r in rows:
+        base = next(
+            (b for b in rows if b["model"] == BASELINE and b["threads"] == r["threads"] and "error" not in b),
+            None,
+        )
         if base and "error" not in r:
             r["speed_vs_baseline"] = base["cpu_seconds_per_image"] / r["cpu_seconds_per_image"]
     out = {

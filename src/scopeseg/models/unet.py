@@ -38,6 +38,9 @@ class SegmentationUNet(nn.Module):
         self.multiple = multiple
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        # channels-last: PyTorch's CPU backward of 5x5 depthwise convolutions (EfficientNet) is ~100x faster
+        # in NHWC than in NCHW (7.8 s vs 0.08 s per layer measured here), and the forward is no slower
+        self.to(memory_format=torch.channels_last)
 
     @property
     def binary(self) -> bool:
@@ -50,8 +53,8 @@ class SegmentationUNet(nn.Module):
         pw = (self.multiple - w % self.multiple) % self.multiple
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="constant", value=0.0)
-        y = self.net(x)
-        return y[..., :h, :w]
+        y = self.net(x.contiguous(memory_format=torch.channels_last))
+        return y[..., :h, :w].contiguous()
 
 
 class EncoderUNet(nn.Module):

@@ -136,6 +136,9 @@ def markdown(out: dict[str, Any]) -> str:
         "",
         f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model) at the same thread count, "
         "measured in the same run.",
+        "With other jobs on the 2 cores, 2 torch threads are far slower than 1 (each OpenMP thread spin-waits "
+        "for a descheduled partner), and their numbers vary several-fold between models: they measure the "
+        "contention, not the model. Use 1 thread on a shared machine.",
         "",
         f"Command: `{out['command']}`",
         "",

@@ -6,7 +6,7 @@ from . import arg, command
 
 
 @arg("out", nargs="?", default="runs/demo", help="output folder (default runs/demo)")
-@arg("--minutes", type=float, default=4.0, help="training time budget on this machine")
+@arg("--minutes", type=float, default=6.0, help="training time budget on this machine")
 @arg("--train-videos", type=int, default=6)
 @arg("--test-videos", type=int, default=2)
 @arg("--frames", type=int, default=40, help="frames per synthetic video")

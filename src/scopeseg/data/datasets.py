@@ -39,8 +39,12 @@ def build_class_map(
     """(category id -> class index, foreground class names). Binary: all chosen categories -> 1."""
     cids = resolve_categories(ds, selectors)
     if mode == "binary":
-        names = [c for c in selectors] if selectors and len(selectors) == 1 else ["foreground"]
-        name = names[0].split(":", 1)[-1]
+        if selectors and len(selectors) == 1:
+            name = selectors[0].split(":", 1)[-1]
+        elif len(cids) == 1:
+            name = ds.categories[cids[0]]["name"]
+        else:
+            name = "foreground"
         return {cid: 1 for cid in cids}, [name]
     if mode != "multiclass":
         raise DataError(f"unknown mode {mode!r} (binary or multiclass)")

@@ -26,7 +26,8 @@ table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#eef3f7}td.s,th.s{text-align:left}tr:nth-child(even) td{background:#fafafa}
 caption{caption-side:bottom;font-size:.85em;color:#555;padding-top:.3em;text-align:left}
-figure{margin:1em 0;display:inline-block;vertical-align:top}
+figure{margin:1em 0;display:inline-block;vertical-align:top;max-width:100%}
+img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#555}
 .grid{display:flex;flex-wrap:wrap;gap:.8em}.grid figure{margin:0}
 .cards{display:flex;flex-wrap:wrap;gap:.6em;margin:.8em 0}

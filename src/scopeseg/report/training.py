@@ -52,11 +52,13 @@ def _curves_figure(curves: dict[str, list[tuple[float, float]]]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.2))
     for key in ("train_loss_step", "train_loss_epoch", "val_loss"):
         if key in curves:
             xs, ys = zip(*curves[key])
-            axes[0].plot(xs, ys, label=key, lw=1 if key.endswith("step") else 2)
+            axes[0].plot(
+                xs, ys, label=key, lw=1 if key.endswith("step") else 2, marker="o" if len(xs) < 3 else None
+            )
     axes[0].set_title("loss")
     axes[0].set_xlabel("step (train_loss_step) / epoch")
     axes[0].legend(fontsize=7)
@@ -68,7 +70,11 @@ def _curves_figure(curves: dict[str, list[tuple[float, float]]]):
     lr_key = next((k for k in curves if k.startswith("lr")), None)
     if lr_key:
         xs, ys = zip(*curves[lr_key])
-        axes[2].plot(xs, ys, color="tab:orange")
+        axes[2].plot(xs, ys, color="tab:orange", marker="o" if len(xs) < 3 else None)
+    else:
+        axes[2].text(
+            0.5, 0.5, "not logged (run shorter than log_every steps)", ha="center", va="center", fontsize=8
+        )
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("step")
     fig.tight_layout()
@@ -120,9 +126,15 @@ def training_report(
     colors = {i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(names))}
     rep = HtmlReport(title or f"scopeseg training report: {cfg.model}")
     s = result["summary"]
+    res_path = Path(run_dir) / "result.json"
+    if res_path.is_file():
+        import json
+
+        r = json.loads(res_path.read_text())
+        rep.paragraph(f"Trained {r.get('epochs_run')} epochs in {r.get('train_seconds', 0):.0f} s.")
     rep.paragraph(
         f"Run folder: {run_dir}. Best checkpoint (highest validation Dice): {Path(run_dir) / 'best'}. "
-        f"Evaluated on {s['images']} validation images at their own size."
+        f"Evaluated on {s['images']} images at their own size."
     )
     rep.metrics(
         {

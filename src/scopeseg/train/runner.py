@@ -107,6 +107,7 @@ def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice",
             save_last=True,
             save_top_k=1,
             auto_insert_metric_name=False,
+            enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="step"),
     ]
@@ -167,8 +168,15 @@ def best_state_dict(run_dir: Path, prefix: str = "model.") -> dict[str, torch.Te
 
 
 def prepare_run_dir(cfg: TrainerOptions, task: str) -> Path:
+    """Create the run folder; a fresh (not resumed) run into an existing one clears its old checkpoints."""
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:
+        import shutil
+
+        for old in ("checkpoints", "best", "logs"):
+            if (run_dir / old).exists():
+                shutil.rmtree(run_dir / old)
     write_text(
         run_dir / "config.yaml",
         yaml.safe_dump({"task": task, **cfg.model_dump(mode="json")}, sort_keys=False),
@@ -238,6 +246,7 @@ def train_semantic(cfg) -> dict[str, Any]:
         "run_dir": str(run_dir),
         **{k: v for k, v in released.items() if k != "trainer"},
     }
+    write_json(run_dir / "result.json", result, indent=2)  # the report reads epochs and time from it
     if cfg.report:
         from .evaluation import evaluate_semantic_run
 

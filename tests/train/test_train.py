@@ -58,7 +58,7 @@ def test_training_lowers_loss_and_writes_a_loadable_checkpoint(disc_data, tmp_pa
         assert (run / name).is_file(), name
     assert any((run / "logs" / "tb").iterdir())
     p = Predictor.from_pretrained(run / "best")
-    assert p.input_size == (64, 96) and p.classes == ["foreground"]
+    assert p.input_size == (64, 96) and p.classes == ["tool"]  # the single category names the binary class
     assert 0.0 <= res["metrics"]["dice_mean_per_image"] <= 1.0
 
 

@@ -188,3 +188,23 @@ def parse_size(text: str | Sequence[int], what: str = "size") -> tuple[int, int]
     if len(values) != 2 or min(values) < 1:
         raise ConfigError(f"{what} {text!r} must be HEIGHTxWIDTH with positive integers, e.g. 480x736")
     return values[0], values[1]
+
+
+def parse_fractions(text: str, option: str = "--fractions") -> dict[str, float]:
+    """``"train=0.8,val=0.2"`` -> ``{"train": 0.8, "val": 0.2}``; malformed or negative items are a ``ConfigError``."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"{option} item {item!r} must be NAME=FRACTION, e.g. train=0.8,val=0.2"
+            ) from None
+        if out[name.strip()] < 0:
+            raise ConfigError(f"{option} fraction of {name.strip()!r} is negative")
+    if sum(out.values()) <= 0:
+        raise ConfigError(f"{option} {text!r}: fractions must sum to > 0")
+    return out

@@ -145,18 +145,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fractions(text: str) -> dict[str, float]:
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(
-                f"--fractions: {item!r} is not name=number (e.g. train=0.8,val=0.1,test=0.1)"
-            ) from None
-    return out
+    from ..config import parse_fractions
+
+    return parse_fractions(text, "--fractions")
 
 
 @arg("data", help="data set folder (with annotations.json) or COCO JSON file")

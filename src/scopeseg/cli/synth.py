@@ -4,30 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..config import parse_fractions
 from ..errors import ConfigError
 from . import arg, command
 
 
 def parse_splits(text: str | None) -> dict[str, float] | None:
-    """``"train=0.75,val=0.25"`` -> ``{"train": 0.75, "val": 0.25}``."""
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(
-                f"--splits item {item!r} must be NAME=FRACTION, e.g. train=0.75,val=0.25"
-            ) from None
-        if out[name.strip()] < 0:
-            raise ConfigError(f"--splits fraction of {name.strip()!r} is negative")
-    if sum(out.values()) <= 0:
-        raise ConfigError(f"--splits {text!r}: fractions must sum to > 0")
-    return out
+    """``--splits train=0.75,val=0.25`` -> ``{"train": 0.75, "val": 0.25}`` (None when not given)."""
+    return parse_fractions(text, "--splits") if text else None
 
 
 @arg("out", help="output folder (created; an earlier synthetic data set there is replaced)")

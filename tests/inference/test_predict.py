@@ -58,13 +58,13 @@ def test_predict_coco_folder_image_and_video(ckpt, disc_data, tmp_path, capsys):
     assert len(pred.images) == len(gt.images)
     results = json.loads((tmp_path / "coco" / "results.json").read_text())
     assert {r["image_id"] for r in results} <= set(gt.images)
-    assert len(list((tmp_path / "coco" / "masks").glob("*.png"))) == len(gt.images)
-    assert len(list((tmp_path / "coco" / "overlays").glob("*.jpg"))) == len(gt.images)
+    assert len(list((tmp_path / "coco" / "masks").rglob("*.png"))) == len(gt.images)
+    assert len(list((tmp_path / "coco" / "overlays").rglob("*.jpg"))) == len(gt.images)
     # the PNG mask of the first image equals the predictor's labels (0/255 for binary)
     p = Predictor.from_pretrained(ckpt)
     first = next(iter(gt.images))
     expect = p.predict([gt.load_image(first)])[0] * 255
-    name = gt.images[first]["file_name"].rsplit(".", 1)[0].replace("/", "__")
+    name = gt.images[first]["file_name"].rsplit(".", 1)[0]
     got = read_image(tmp_path / "coco" / "masks" / f"{name}.png", mode="unchanged")
     assert np.array_equal(got, expect)
     # RLE in predictions.json decodes to the same mask

@@ -93,7 +93,7 @@ def _predict_images(
         chunk = items[start : start + bs]
         images = [read_image(p) for _, p in chunk]
         for (name, _p), img, probs in zip(chunk, images, predictor.probabilities(images)):
-            w.add(img, probs, Path(name).with_suffix("").as_posix().replace("/", "__"), name)
+            w.add(img, probs, Path(name).with_suffix("").as_posix(), name)
     return w
 
 
@@ -125,28 +125,32 @@ def predict_coco(
     gt = CocoDataset.load(path)
     items = [(gt.images[i]["file_name"], gt.image_path(i)) for i in gt.images]
     w = _predict_images(predictor, items, out, masks, overlays)
-    # COCO results keyed to the input's ids: categories matched by name (binary: the model's one class)
+    # COCO results keyed to the input's ids, categories matched by name; a model class that is no category
+    # of the input (a binary "instrument" model on per-type GT) gets no results rather than a wrong id
     by_name = {c["name"]: cid for cid, c in gt.categories.items()}
     results = []
     for gt_iid, pred_iid in zip(gt.images, w.ds.images):
         for a in w.ds.image_anns(pred_iid):
             name = w.ds.categories[a["category_id"]]["name"]
-            results.append(
-                {
-                    "image_id": gt_iid,
-                    "category_id": by_name.get(name, a["category_id"]),
-                    "segmentation": a["segmentation"],
-                    "bbox": a["bbox"],
-                    "score": a["score"],
-                }
-            )
+            if name in by_name:
+                results.append(
+                    {
+                        "image_id": gt_iid,
+                        "category_id": by_name[name],
+                        "segmentation": a["segmentation"],
+                        "bbox": a["bbox"],
+                        "score": a["score"],
+                    }
+                )
     w.ds.save(out / "predictions.json")
-    write_json(out / "results.json", results)
-    return {
-        "images": len(items),
-        "predictions": str(out / "predictions.json"),
-        "results": str(out / "results.json"),
-    }
+    summary = {"images": len(items), "predictions": str(out / "predictions.json")}
+    unmatched = sorted(set(predictor.classes) - set(by_name))
+    if len(unmatched) < len(predictor.classes):
+        write_json(out / "results.json", results)
+        summary["results"] = str(out / "results.json")
+    if unmatched:
+        summary["note"] = f"model classes {unmatched} are no category of {path}; they are not in results.json"
+    return summary
 
 
 @_register("video")

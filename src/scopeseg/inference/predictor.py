@@ -21,6 +21,9 @@ class TorchEngine:
     """Runs a torch module on float32 NCHW batches; returns float32 logits."""
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu"):
+        from ..runtime import tune_allocator
+
+        tune_allocator()
         self.model = model.to(device).eval()
         self.device = device
 

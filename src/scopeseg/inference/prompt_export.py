@@ -31,7 +31,7 @@ DECODER_FILE = "decoder.onnx"
 META_FILE = "prompt_onnx.json"
 PRETRAINED = ("litemedsam", "mobilesam")
 #: bump when the exported graphs change; cached exports of another version are redone
-EXPORT_VERSION = 4
+EXPORT_VERSION = 7
 
 
 class _Encoder(nn.Module):

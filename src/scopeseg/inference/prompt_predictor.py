@@ -45,6 +45,9 @@ class TorchPromptEngine:
     def __init__(self, model: torch.nn.Module, precision: str = "fp32", fuse: bool = True):
         if precision not in ("fp32", "bf16"):
             raise ModelError(f"torch engine precision must be fp32 or bf16, got {precision!r}")
+        from ..runtime import tune_allocator
+
+        tune_allocator()
         if fuse:
             import copy
 

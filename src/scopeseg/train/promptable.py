@@ -121,6 +121,20 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+def gradient_free_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Parameters box-prompted training cannot change, frozen so DDP has no unused parameters to hunt:
+    the mask-prompt branch (no mask input is given) and the token->image key biases (a constant per
+    query under the softmax: their gradient is exactly zero, and the decoder's reassociated products skip them).
+    """
+    if not hasattr(model, "prompt_encoder") or not hasattr(model, "mask_decoder"):
+        return []
+    out = list(model.prompt_encoder.mask_downscaling.parameters())
+    for name, module in model.mask_decoder.named_modules():
+        if name.endswith("token_to_image") and getattr(module, "k_proj", None) is not None:
+            out.append(module.k_proj.bias)
+    return out
+
+
 class PromptableModule(L.LightningModule):
     """Box-prompted training step: encode, decode the single-mask output, Dice + BCE + IoU-MSE."""
 
@@ -130,6 +144,8 @@ class PromptableModule(L.LightningModule):
         self._emb_cache: dict[int, torch.Tensor] = {}
         if cfg.freeze_encoder:
             self.model.image_encoder.requires_grad_(False)
+        for p in gradient_free_parameters(self.model):
+            p.requires_grad_(False)
         self.save_hyperparameters(
             {
                 "config": cfg.model_dump(mode="json"),

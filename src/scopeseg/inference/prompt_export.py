@@ -221,6 +221,9 @@ class OrtPromptEngine:
         if threads:
             opts.intra_op_num_threads = threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # workers spin inside a run but stop at its end: otherwise the encoder's idle workers keep spinning
+        # while the decoder runs on the same cores (first decode after an encode 89 ms instead of 43 ms)
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
         prov = ["CPUExecutionProvider"]
         self.encoder = ort.InferenceSession(str(folder / enc_file), opts, providers=prov)
         self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=prov)

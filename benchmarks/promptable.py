@@ -32,15 +32,6 @@ DATA = ROOT.parent / "shared" / "data"
 GOALS = {"fp32_speedup": 2.0, "reduced_speedup": 3.5, "reduced_dice": 0.98, "extra_prompt_ms": 30.0}
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench_image(tmp: Path) -> tuple[Path, list[float]]:
     """A 512x512 PNG (Kvasir-SEG original image resized, CC BY 4.0; synthetic when the data is absent)."""
     import cv2
@@ -121,29 +112,47 @@ def run_reference(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_engine(name: str, predictor, image_path: Path, box: list[float], repeats: int) -> dict:
+def bench_engines(predictors: dict, image_path: Path, box: list[float], repeats: int) -> list[dict]:
+    """Time every engine, interleaved (round r runs each engine once) so drift of a shared machine hits
+    them alike; medians over the rounds."""
     from scopeseg.io import read_image
 
-    def e2e():
-        predictor.set_image(read_image(image_path))
-        return predictor.predict(boxes=box).masks
-
-    e2e()  # warm-up (ORT allocations, first-call overheads)
-    t_e2e = _median_time(e2e, repeats)
     img = read_image(image_path)
-    prep = predictor.recipe.prepare(img, predictor.engine.img_size)
-    t_enc = _median_time(lambda: predictor.engine.encode(prep.pixels), repeats)
     boxes8 = np.repeat(np.array([box]), 8, axis=0) + np.arange(8)[:, None]
-    predictor.predict(boxes=boxes8)
-    t1 = _median_time(lambda: predictor.predict(boxes=[box]), repeats + 2)
-    t8 = _median_time(lambda: predictor.predict(boxes=boxes8), repeats + 2)
-    return {
-        "engine": name,
-        "e2e_s": t_e2e,
-        "encoder_s": t_enc,
-        "decode_1_box_s": t1,
-        "extra_prompt_ms": 1000 * max(0.0, t8 - t1) / 7,
-    }
+    times: dict[str, dict[str, list[float]]] = {n: {} for n in predictors}
+
+    def timed(name: str, key: str, fn) -> None:
+        t0 = time.perf_counter()
+        fn()
+        times[name].setdefault(key, []).append(time.perf_counter() - t0)
+
+    for p in predictors.values():  # warm-up (ORT allocations, first-call overheads)
+        p.set_image(read_image(image_path))
+        p.predict(boxes=boxes8)
+    for _ in range(repeats):
+        for name, p in predictors.items():
+            timed(
+                name, "e2e", lambda p=p: (p.set_image(read_image(image_path)), p.predict(boxes=[box]).masks)
+            )
+            prep = p.recipe.prepare(img, p.engine.img_size)
+            timed(name, "enc", lambda p=p, prep=prep: p.engine.encode(prep.pixels))
+            for _ in range(2):
+                timed(name, "d1", lambda p=p: p.predict(boxes=[box]))
+                timed(name, "d8", lambda p=p: p.predict(boxes=boxes8))
+    rows = []
+    for name, t in times.items():
+        med = {k: statistics.median(v) for k, v in t.items()}
+        rows.append(
+            {
+                "engine": name,
+                "e2e_s": med["e2e"],
+                "e2e_runs": t["e2e"],
+                "encoder_s": med["enc"],
+                "decode_1_box_s": med["d1"],
+                "extra_prompt_ms": 1000 * max(0.0, med["d8"] - med["d1"]) / 7,
+            }
+        )
+    return rows
 
 
 def cpu_has_bf16() -> bool:
@@ -163,7 +172,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="litemedsam", choices=sorted(REFERENCE_SOURCES))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--eval-images", type=int, default=15)
     ap.add_argument("--reference-python", default="/tmp/refenv/bin/python")
     ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-int8-static")
@@ -181,7 +190,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     image_path, box = bench_image(tmp)
     refs = [run_reference(args.reference_python, args.model, image_path, box, args.threads, args.repeats)]
-    rows, preds, skipped = [], {}, []
+    preds, skipped = {}, []
     for spec in args.engines.split(","):
         engine, precision = spec.split("-", 1)
         if precision == "bf16" and not cpu_has_bf16():
@@ -189,12 +198,12 @@ def main() -> None:
                 f"{spec}: this CPU has no native bf16 (avx512_bf16/amx), autocast would be emulated"
             )
             continue
-        p = PromptPredictor.from_pretrained(
+        preds[spec] = PromptPredictor.from_pretrained(
             args.model, engine=engine, precision=precision, threads=args.threads
         )
-        preds[spec] = p
-        rows.append(bench_engine(spec, p, image_path, box, args.repeats))
-        print(json.dumps(rows[-1]), flush=True)
+    rows = bench_engines(preds, image_path, box, args.repeats)
+    for row in rows:
+        print(json.dumps(row), flush=True)
     refs.append(run_reference(args.reference_python, args.model, image_path, box, args.threads, args.repeats))
     refs = [r for r in refs if r]
     ref = min(refs, key=lambda r: r["e2e_s"]) if refs else None

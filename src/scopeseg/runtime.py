@@ -1,4 +1,4 @@
-"""Process-wide CPU settings for torch compute (allocator), applied once by engines and trainers.
+"""Process-wide CPU settings for torch inference (allocator), applied by the torch inference engines.
 
 glibc serves every allocation over its mmap threshold (128 KiB, raised adaptively to at most 32 MiB) with
 a fresh ``mmap`` and gives it back on free, so each large torch temporary is page-faulted in again (a
@@ -10,7 +10,6 @@ large blocks in the heap, as jemalloc/tcmalloc do (PyTorch's CPU tuning guide), 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
@@ -31,14 +30,10 @@ def tune_allocator() -> bool:
     _tuned = False
     if os.environ.get("SCOPESEG_MALLOC_TUNING", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-        gnu = ctypes.CDLL(None).gnu_get_libc_version  # present only in glibc
-    except (OSError, AttributeError):
+    libc = ctypes.CDLL(None)  # the symbols already loaded in this process
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):  # not glibc
         return False
-    del gnu
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, KEEP_BYTES) == 1 and mallopt(_M_TRIM_THRESHOLD, KEEP_BYTES) == 1
     if not ok:

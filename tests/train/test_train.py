@@ -97,9 +97,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good(disc_data, tmp_pa
     monkeypatch.setattr(semantic, "build_loss", lambda spec, binary: NanLoss())
     with pytest.raises(TrainingError, match=r"loss is nan at epoch 1.*last good checkpoint: .*best"):
         train(_cfg(disc_data, run, "epochs=3", f"resume={run}", "report=false"))
-    kept = load_file(
-        run / "best" / "model.safetensors"
-    )  # same weights (file bytes may differ: metadata order)
+    # same weights (file bytes may differ: metadata order)
+    kept = load_file(run / "best" / "model.safetensors")
     assert kept.keys() == good.keys() and all(torch.equal(kept[k], good[k]) for k in good)
     assert (run / "best" / "model.safetensors").is_file()
 

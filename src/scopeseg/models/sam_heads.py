@@ -294,7 +294,7 @@ class MaskDecoder(nn.Module):
         # one image embedding and one dense prompt (no mask) stay batch 1: the first layer's image-side
         # projections are then computed once and broadcast over the N prompt sets (same math as repeating)
         src = image_embeddings + dense_prompt_embeddings
-        _, c, h, w = src.shape
+        h, w = src.shape[-2:]
         hs, src = self.transformer(src, image_pe, tokens)
         b = hs.shape[0]
         iou_token_out = hs[:, 0, :]
@@ -322,8 +322,7 @@ class MaskDecoder(nn.Module):
         y = torch.addmm(conv1.bias.repeat(4), keys.reshape(n * length, c), w1).view(n * length * 4, c1)
         y = act1(F.layer_norm(y, (c1,), norm.weight, norm.bias, norm.eps))
         w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        z = act2(torch.addmm(conv2.bias.repeat(4), y, w2)).view(
-            n, length * 16, c2
-        )  # (i, j, dy, dx, dy2, dx2)
+        # rows (i, j, dy, dx, dy2, dx2): pixel (4i + 2dy + dy2, 4j + 2dx + dx2)
+        z = act2(torch.addmm(conv2.bias.repeat(4), y, w2)).view(n, length * 16, c2)
         masks = (hyper_in @ z.transpose(1, 2)).view(n * k, h, w, 2, 2, 2, 2)
         return masks.permute(0, 1, 3, 5, 2, 4, 6).reshape(n, k, 4 * h, 4 * w)

@@ -192,7 +192,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp())

@@ -90,9 +90,9 @@ def main() -> None:
     ap.add_argument("--sources", default=",".join(SOURCES))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "promptable_accuracy"))
     args = ap.parse_args()
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.medsam_io import segment_2d
+    from scopeseg.inference.prompt import PromptPredictor
     from scopeseg.io import read_image
-    from scopeseg.medsam_io import segment_2d
     from scopeseg.metrics.medsam import medsam_cvpr24
 
     if not DATA.is_dir():

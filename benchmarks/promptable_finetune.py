@@ -57,9 +57,9 @@ def build_dataset(sources: list[str], out: Path) -> Path:
 
 
 def evaluate(model_dir: str, sources: list[str], threads: int) -> dict:
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.medsam_io import segment_2d
+    from scopeseg.inference.prompt import PromptPredictor
     from scopeseg.io import read_image
-    from scopeseg.medsam_io import segment_2d
     from scopeseg.metrics.medsam import medsam_cvpr24
 
     p = PromptPredictor.from_pretrained(model_dir, engine="onnx", threads=threads)

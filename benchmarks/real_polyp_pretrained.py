@@ -66,7 +66,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, batch_size: in
     """Binary foreground Dice of a checkpoint on a canonical data set, at the images' own size."""
     from scopeseg.data.coco import load_dataset
     from scopeseg.data.datasets import build_class_map
-    from scopeseg.inference.predictor import Predictor
+    from scopeseg.inference.semantic import Predictor
     from scopeseg.train.evaluation import evaluate_semantic
 
     predictor = Predictor.from_pretrained(checkpoint, batch_size=batch_size)

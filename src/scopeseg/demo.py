@@ -37,8 +37,8 @@ def run_demo(
     from .data.datasets import build_class_map
     from .data.synthetic import SynthConfig, generate
     from .data.validate import validate
-    from .inference.predictor import Predictor
-    from .inference.semantic_io import predict_path
+    from .inference.semantic import Predictor
+    from .inference.semantic_files import predict_path
     from .report.training import training_report
     from .train import train
     from .train.evaluation import evaluate_semantic

@@ -319,7 +319,7 @@ def tune_threshold_model(
     Foreground probability = the binary model's output, or 1 - P(background) for multi-class models.
     """
     from .data.coco import load_dataset
-    from .inference.predictor import Predictor
+    from .inference.semantic import Predictor
     from .progress import track
 
     if metric not in ("dice", "iou"):

@@ -10,7 +10,7 @@ import torch
 
 from scopeseg.cli import main
 from scopeseg.data.coco import CocoDataset
-from scopeseg.inference.predictor import Predictor
+from scopeseg.inference.semantic import Predictor
 from scopeseg.io import read_image, write_image
 from scopeseg.models import create_model, save_pretrained
 from scopeseg.video_io import video_info, write_video

@@ -41,8 +41,8 @@ def golden() -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from scopeseg.models.promptable import TINY_ARCH
     from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.model import TINY_ARCH
 
     torch.manual_seed(0)
     model = create_model("litemedsam", pretrained=False, **TINY_ARCH)
@@ -58,8 +58,8 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_sam_model():
-    from scopeseg.models.promptable import TINY_ARCH
     from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.model import TINY_ARCH
 
     torch.manual_seed(1)
     return create_model("mobilesam", pretrained=False, **TINY_ARCH).eval()

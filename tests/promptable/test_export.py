@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scopeseg.inference.prompt import PromptPredictor, TorchPromptEngine
 from scopeseg.inference.prompt_export import OrtPromptEngine, export_onnx
-from scopeseg.inference.prompt_predictor import PromptPredictor, TorchPromptEngine
 
 
 @pytest.fixture(scope="module")

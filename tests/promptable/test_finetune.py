@@ -28,9 +28,9 @@ def blob_data(tmp_path):
 
 def test_finetune_learns_and_writes_a_loadable_checkpoint(blob_data, tmp_path):
     from scopeseg.config import build_config
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
     from scopeseg.io import read_image
-    from scopeseg.models.promptable import TINY_ARCH
+    from scopeseg.models.sam.model import TINY_ARCH
     from scopeseg.train import promptable as _promptable  # noqa: F401 - registers the task
     from scopeseg.train import train
 
@@ -70,8 +70,8 @@ def test_frozen_encoder_is_unchanged_and_encoded_once_per_image(blob_data, tmp_p
     import torch
 
     from scopeseg.config import build_config
-    from scopeseg.models.promptable import TINY_ARCH, PromptableSAM
     from scopeseg.models.registry import load_model
+    from scopeseg.models.sam.model import TINY_ARCH, PromptableSAM
     from scopeseg.train import promptable as _promptable  # noqa: F401 - registers the task
     from scopeseg.train import train
 
@@ -120,8 +120,8 @@ def test_ddp_two_cpu_processes(blob_data, tmp_path):
     import subprocess
     import sys
 
-    from scopeseg.models.promptable import TINY_ARCH
     from scopeseg.models.registry import create_model, load_model
+    from scopeseg.models.sam.model import TINY_ARCH
 
     arch = [f"model_args.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_ARCH.items()]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -165,8 +165,8 @@ def test_every_trainable_parameter_gets_a_gradient(n):
     """After freezing the gradient-free parameters, a box-prompted step reaches every trainable one (DDP)."""
     import torch
 
-    from scopeseg.models.promptable import TINY_ARCH
     from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.model import TINY_ARCH
     from scopeseg.train.promptable import gradient_free_parameters
 
     torch.manual_seed(0)

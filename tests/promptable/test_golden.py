@@ -42,7 +42,7 @@ def _images(golden, data):
 @pytest.fixture(scope="module")
 def lite(require_weights):
     require_weights("litemedsam")
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
 
     return PromptPredictor.from_pretrained("litemedsam")
 
@@ -50,13 +50,13 @@ def lite(require_weights):
 @pytest.fixture(scope="module")
 def mobile(require_weights):
     require_weights("mobilesam")
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
 
     return PromptPredictor.from_pretrained("mobilesam")
 
 
 def test_litemedsam_matches_upstream_2d(lite, golden, shared_data):
-    from scopeseg.medsam_io import segment_2d
+    from scopeseg.inference.medsam_io import segment_2d
 
     for key, img in _images(golden, shared_data).items():
         boxes = golden[f"lite_{key}_boxes"]
@@ -69,7 +69,7 @@ def test_litemedsam_matches_upstream_2d(lite, golden, shared_data):
 
 
 def test_litemedsam_challenge_3d_box_propagation(lite, golden, shared_data):
-    from scopeseg.medsam_io import segment_3d
+    from scopeseg.inference.medsam_io import segment_3d
 
     segs = segment_3d(lite, golden["vol"], golden["vol_boxes"])
     ref = golden["lite_vol_segs"]
@@ -105,8 +105,8 @@ def test_mobilesam_matches_segment_anything_predictor(mobile, golden, shared_dat
 @pytest.mark.parametrize("name, size, kernel", [("litemedsam", 256, 1), ("mobilesam", 1024, 3)])
 def test_released_checkpoints_load_strictly(require_weights, name, size, kernel):
     from scopeseg.models import weights
-    from scopeseg.models.promptable import clean_state_dict
     from scopeseg.models.registry import create_model, list_models
+    from scopeseg.models.sam.model import clean_state_dict
 
     require_weights(name)
     assert name in list_models(family="promptable")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from scopeseg.errors import DataError
-from scopeseg.inference.prompt_predictor import PromptPredictor, TorchPromptEngine
-from scopeseg.medsam_io import infer_folder, read_case, segment_2d, segment_3d
+from scopeseg.inference.medsam_io import infer_folder, read_case, segment_2d, segment_3d
+from scopeseg.inference.prompt import PromptPredictor, TorchPromptEngine
 
 
 @pytest.fixture()

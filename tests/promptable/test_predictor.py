@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from scopeseg.errors import DataError
-from scopeseg.inference.prompt_predictor import PromptPredictor, TorchPromptEngine
+from scopeseg.inference.prompt import PromptPredictor, TorchPromptEngine
 
 
 @pytest.fixture()
@@ -164,7 +164,7 @@ def test_bad_images_and_order(tiny_model):
 
 def test_box_rounding_follows_each_recipe(tiny_model, tiny_sam_model, scope_image):
     """LiteMedSAM truncates scaled boxes to int (upstream resize_box_to_256); SAM keeps floats."""
-    from scopeseg.inference.prompt_transforms import get_recipe
+    from scopeseg.models.sam.recipes import get_recipe
 
     box = np.array([[10.0, 11.0, 61.0, 47.0]])
     assert get_recipe("medsam").scale_boxes(box, (90, 120), 64).tolist() == [[5, 5, 32, 25]]
@@ -181,7 +181,7 @@ def test_save_pretrained_round_trip(tiny_model, scope_image, tmp_path):
     from scopeseg.models.registry import save_pretrained
 
     save_pretrained(tiny_model, tmp_path / "ckpt")
-    from scopeseg.models.promptable import PromptableSAM
+    from scopeseg.models.sam.model import PromptableSAM
 
     again = PromptableSAM.from_pretrained(tmp_path / "ckpt")
     again.save_pretrained(tmp_path / "ckpt2")

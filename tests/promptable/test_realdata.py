@@ -13,7 +13,7 @@ def test_litemedsam_box_prompts_on_kvasir(require_weights, shared_data):
     folder = shared_data / "kvasir_seg_256"
     if not folder.is_dir():
         pytest.skip("../shared/data/kvasir_seg_256 not present")
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
     from scopeseg.io import read_image
     from scopeseg.metrics.medsam import medsam_cvpr24
 

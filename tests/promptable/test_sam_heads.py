@@ -8,7 +8,7 @@ import torch
 
 @pytest.mark.parametrize(("image_batch", "tokens"), [(1, 7), (4, 7), (4, 20), (1, 20)])
 def test_reassociated_attention_equals_plain_attention(image_batch, tokens):
-    from scopeseg.models.sam_heads import Attention
+    from scopeseg.models.sam.heads import Attention
 
     torch.manual_seed(0)
     attn = Attention(64, num_heads=4, downsample_rate=2)  # internal 32: H*T < 32 only for T = 7
@@ -28,8 +28,8 @@ def test_reassociated_attention_equals_plain_attention(image_batch, tokens):
 
 
 def test_channels_last_upscaling_equals_transposed_convolutions():
-    from scopeseg.models.promptable import TINY_ARCH
     from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.model import TINY_ARCH
 
     torch.manual_seed(0)
     dec = create_model("litemedsam", pretrained=False, **TINY_ARCH).mask_decoder

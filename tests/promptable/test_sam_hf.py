@@ -42,7 +42,7 @@ def hf_dir(tmp_path_factory):
 def test_hf_sam_matches_sammodel_forward(hf_dir):
     from transformers import SamModel
 
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
 
     ref = SamModel.from_pretrained(hf_dir, local_files_only=True).eval()
     p = PromptPredictor.from_pretrained(hf_dir)
@@ -70,7 +70,7 @@ def test_hf_sam_matches_sammodel_forward(hf_dir):
 
 def test_hf_sam_onnx_engine_is_refused_in_one_line(hf_dir):
     from scopeseg.errors import ModelError
-    from scopeseg.inference.prompt_predictor import PromptPredictor
+    from scopeseg.inference.prompt import PromptPredictor
 
     with pytest.raises(ModelError, match="engine torch"):
         PromptPredictor.from_pretrained(hf_dir, engine="onnx")

@@ -40,7 +40,7 @@ def _epoch_losses(run: Path) -> list[float]:
 
 
 def test_training_lowers_loss_and_writes_a_loadable_checkpoint(disc_data, tmp_path):
-    from scopeseg.inference.predictor import Predictor
+    from scopeseg.inference.semantic import Predictor
 
     res = train(_cfg(disc_data, tmp_path / "run", "epochs=3"))
     run = tmp_path / "run"

@@ -21,8 +21,8 @@ from . import arg, command
 def _predict(args) -> int:
     from pathlib import Path
 
-    from ..inference.predictor import Predictor
-    from ..inference.semantic_io import input_kind, predict_path
+    from ..inference.semantic import Predictor
+    from ..inference.semantic_files import input_kind, predict_path
 
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, threshold=args.threshold)
     kind = input_kind(Path(args.input))

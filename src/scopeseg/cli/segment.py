@@ -8,7 +8,7 @@ _MODEL_HELP = "litemedsam, mobilesam, a checkpoint folder, or an exported ONNX f
 
 
 def _predictor(args):
-    from ..inference.prompt_predictor import PromptPredictor
+    from ..inference.prompt import PromptPredictor
 
     return PromptPredictor.from_pretrained(
         args.model, engine=args.engine, precision=args.precision, threads=args.threads
@@ -82,7 +82,7 @@ def _segment(args) -> int:
     "medsam-infer", help="MedSAM-on-laptop challenge inference: npz cases (2D, 3D) -> segs + runtime CSV"
 )
 def _medsam_infer(args) -> int:
-    from ..medsam_io import infer_folder
+    from ..inference.medsam_io import infer_folder
 
     times = infer_folder(_predictor(args), args.in_dir, args.out_dir, resume=args.resume)
     total = sum(t for _, t in times)

@@ -14,7 +14,7 @@ from . import arg, command
 )
 def _train(args) -> int:
     from ..config import build_config
-    from ..train import config as _semantic_config  # noqa: F401 - registers the semantic task
+    from ..train import semantic as _semantic  # noqa: F401 - registers the semantic task
     from ..train import train
 
     _load_task_configs()

@@ -156,7 +156,7 @@ def quantize_encoder(src: Path, dst: Path, preprocess: str, size: int, images: I
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .prompt_transforms import as_rgb_uint8, get_recipe
+    from ..models.sam.recipes import as_rgb_uint8, get_recipe
 
     recipe = get_recipe(preprocess)
     batches = [{"pixels": recipe.prepare(as_rgb_uint8(im), size).pixels} for im in images]
@@ -257,7 +257,7 @@ class OrtPromptEngine:
 def load_torch_model(name_or_dir: str | Path) -> nn.Module:
     """``litemedsam``/``mobilesam``, a scopeseg checkpoint folder or a transformers SAM folder -> eval model."""
     from ..models.registry import create_model, load_model
-    from ..models.sam_hf import HFSamPromptable, is_hf_sam_dir
+    from ..models.sam.hf import HFSamPromptable, is_hf_sam_dir
 
     path = Path(name_or_dir)
     if path.is_dir() and is_hf_sam_dir(path):
@@ -295,7 +295,7 @@ def load_engine(
     """Build the engine for ``PromptPredictor``: torch (fp32/bf16) or onnx (fp32/int8/int8-static, exported on
     first use into ``SCOPESEG_HOME/onnx/NAME`` or ``CHECKPOINT/onnx``)."""
     if engine == "torch":
-        from .prompt_predictor import TorchPromptEngine
+        from .prompt import TorchPromptEngine
 
         if threads:
             torch.set_num_threads(threads)
@@ -312,7 +312,7 @@ def load_engine(
             from .prompt_calibration import default_calibration_images
 
             calibration_images = default_calibration_images()
-        from ..models.promptable import PromptableSAM
+        from ..models.sam.model import PromptableSAM
 
         model = load_torch_model(name_or_dir)
         if not isinstance(model, PromptableSAM):

@@ -30,7 +30,7 @@ MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
 
 #: modules that register models; imported lazily so ``import scopeseg`` stays light
-FAMILY_MODULES = ("scopeseg.models.unet", "scopeseg.models.promptable")
+FAMILY_MODULES = ("scopeseg.models.unet", "scopeseg.models.sam.model")
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""Training: one Lightning loop per task family, driven by typed configs (``scopeseg train``)."""
+"""Training: one Lightning loop (``loop``) shared by one task module per model family (``scopeseg train``)."""
 
 from collections.abc import Callable
 from typing import Any
 
-from .config import SemanticTrainConfig, TrainerOptions
-from .runner import train, train_semantic
+from .loop import TrainerOptions, train
+from .semantic import SemanticTrainConfig, train_semantic
 
 #: task -> runner(cfg) -> result dict; a new family registers its runner here
 TRAINERS: dict[str, Callable[[Any], dict[str, Any]]] = {"semantic": train_semantic}

@@ -118,7 +118,7 @@ def evaluate_semantic(
 
 def evaluate_semantic_run(run_dir: Path, best_dir: Path, dm, cfg) -> dict[str, Any]:
     """Score the best checkpoint on the run's validation images; write ``metrics.json`` and ``report.html``."""
-    from ..inference.predictor import Predictor
+    from ..inference.semantic import Predictor
     from ..report.training import training_report
 
     predictor = Predictor.from_pretrained(best_dir, batch_size=max(1, cfg.batch_size))

@@ -22,10 +22,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import register_config
 from ..data.coco import CocoDataset, load_dataset
 from ..errors import DataError, ScopesegError, TrainingError
-from ..inference.prompt_transforms import as_rgb_uint8, get_recipe
 from ..io import write_json
-from .common import configure_adamw, make_loader
-from .config import TrainerOptions
+from ..models.sam.recipes import as_rgb_uint8, get_recipe
+from .loop import TrainerOptions, configure_adamw, make_loader
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +223,7 @@ class PromptableModule(L.LightningModule):
 class PromptDataModule(L.LightningDataModule):
     def __init__(self, cfg: PromptableTrainConfig, model: torch.nn.Module):
         super().__init__()
-        from .data import train_val_ids
+        from .semantic import train_val_ids
 
         if not cfg.data:
             raise DataError("no training data: pass data=PATH (a data set folder or COCO JSON)")
@@ -262,8 +261,7 @@ class PromptDataModule(L.LightningDataModule):
 def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
     """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
     from ..models.registry import create_model
-    from .common import fit_and_release
-    from .runner import prepare_run_dir, resolve_resume
+    from .loop import fit_and_release, prepare_run_dir, resolve_resume
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = resolve_resume(cfg.resume)

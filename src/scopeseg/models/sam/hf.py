@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 
 def is_hf_sam_dir(path: str | Path) -> bool:

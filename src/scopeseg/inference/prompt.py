@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ModelError
-from .prompt_transforms import PreparedImage, as_rgb_uint8, get_recipe
+from ..models.sam.recipes import PreparedImage, as_rgb_uint8, get_recipe
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class TorchPromptEngine:
         if fuse:
             import copy
 
-            from ..models.tiny_vit import fuse_conv_bn
+            from ..models.sam.tiny_vit import fuse_conv_bn
 
             model = fuse_conv_bn(copy.deepcopy(model).eval())
         self.model = model.eval()

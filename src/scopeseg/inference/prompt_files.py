@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataError
 from ..io import check_inside, read_image, read_json, write_image, write_json
 from ..progress import track
-from .prompt_predictor import PromptPredictor
+from .prompt import PromptPredictor
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError
-from .registry import register_model
-from .sam_heads import MaskDecoder, PromptEncoder, TwoWayTransformer
+from ...errors import ModelError
+from ..registry import register_model
+from .heads import MaskDecoder, PromptEncoder, TwoWayTransformer
 from .tiny_vit import TinyViT
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class PromptableSAM(nn.Module):
     """SAM-style model: ``encode(pixels) -> embedding``, ``decode(embedding, coords, labels, mask) -> logits, iou``.
 
     ``preprocess`` names the image recipe the weights were trained with (``medsam``: min-max, INTER_AREA;
-    ``sam``: mean/std, PIL bilinear); see ``scopeseg.inference.prompt_transforms``.
+    ``sam``: mean/std, PIL bilinear); see ``scopeseg.models.sam.recipes``.
     """
 
     def __init__(
@@ -107,14 +107,14 @@ class PromptableSAM(nn.Module):
 
     def save_pretrained(self, path) -> Any:
         """Checkpoint folder (model.safetensors + config.json + manifest + card); see ``registry.save_pretrained``."""
-        from .registry import save_pretrained
+        from ..registry import save_pretrained
 
         return save_pretrained(self, path)
 
     @classmethod
     def from_pretrained(cls, path) -> PromptableSAM:
         """Rebuild from a checkpoint folder written by ``save_pretrained`` (strict weight loading)."""
-        from .registry import load_model
+        from ..registry import load_model
 
         model = load_model(path)
         if not isinstance(model, cls):
@@ -134,7 +134,7 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_released_weights(model: nn.Module, weight_name: str) -> None:
     """Load a checkpoint installed by ``scopeseg weights install NAME`` with ``strict=True``."""
     try:
-        from . import weights
+        from .. import weights
     except ImportError as e:  # pragma: no cover - the weights module ships with the package
         raise ModelError(
             f"cannot load pretrained {weight_name!r}: weights module unavailable ({e})"

@@ -1,27 +1,56 @@
-"""``train(cfg)``: one Lightning run from a typed config to a released checkpoint, metrics and report.
+"""The one Lightning training loop every task family shares: options, trainer, run folder, fit -> checkpoint.
 
 Run folder layout: ``checkpoints/`` (Lightning resume state, ours only), ``logs/`` (CSV + TensorBoard),
-``best/`` (safetensors checkpoint: the model with the best validation Dice), ``metrics.json``,
+``best/`` (safetensors checkpoint: the model with the best validation score), ``metrics.json``,
 ``report.html``, ``config.yaml``, ``run.json`` (marks the folder as a scopeseg run).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
+from pydantic import Field
+from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConfigError
+from ..config import BaseConfig
+from ..errors import ConfigError, ScopesegError, TrainingError
 from ..io import read_json, write_json, write_text
-from .config import TrainerOptions
 
 log = logging.getLogger(__name__)
 RUN_MARKER = "run.json"
+
+
+class TrainerOptions(BaseConfig):
+    """What every Lightning training shares: devices, precision, logging, stopping."""
+
+    out: str = "runs/train"
+    epochs: int = Field(10, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="stop after this many minutes of training")
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "poly", "none"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision: str = "auto"
+    num_workers: int = Field(0, ge=0)
+    early_stop_patience: int | None = Field(None, ge=1)
+    limit_train_batches: int | float | None = None
+    val_every: int = Field(1, ge=1, description="validate every N epochs")
+    resume: str | None = None
+    log_every: int = Field(10, ge=1)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -211,49 +240,95 @@ def _task_classes():
     return CONFIG_CLASSES
 
 
-def train_semantic(cfg) -> dict[str, Any]:
-    """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only)."""
-    import lightning as L
-
-    from ..models.registry import create_model
-    from .common import fit_and_release
-    from .data import SemanticDataModule
-    from .semantic import SemanticModule
-
-    torch.set_float32_matmul_precision("high")
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    ckpt_path = resolve_resume(cfg.resume)
-    run_dir = prepare_run_dir(cfg, "semantic")
-    dm = SemanticDataModule(cfg)
-    model = create_model(cfg.model, classes=dm.classes, pretrained=cfg.pretrained)
-    model.scopeseg_config.update(
-        {
-            "mode": cfg.mode,
-            "input_size": list(cfg.train_size) if cfg.train_size else None,
-            "threshold": cfg.threshold,
-            "categories": cfg.categories,
-            "category_map": {dm.ds.categories[c]["name"]: i for c, i in dm.class_map.items()},
-            "encoder_weights": getattr(model, "encoder_weights", None),
-        }
-    )
-    module = SemanticModule(model, cfg)
-    card = f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg."
-    released = fit_and_release(module, dm, model, cfg, run_dir, card, ckpt_path=ckpt_path)
-    if released is None:  # not rank 0
-        return {"run_dir": str(run_dir)}
-    best_dir = Path(released["best"])
-    result: dict[str, Any] = {
-        "run_dir": str(run_dir),
-        **{k: v for k, v in released.items() if k != "trainer"},
-    }
-    write_json(run_dir / "result.json", result, indent=2)  # the report reads epochs and time from it
-    if cfg.report:
-        from .evaluation import evaluate_semantic_run
-
-        result["metrics"] = evaluate_semantic_run(run_dir, best_dir, dm, cfg)
-    write_json(run_dir / "result.json", result, indent=2)
-    return result
-
-
 def load_result(run_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json(Path(run_dir) / "result.json")
+
+
+def lr_factor(schedule: str, total: int, warmup: int):
+    """Multiplier of the base lr at a step: linear warm-up, then cosine or poly(0.9) decay to 2 %."""
+    total = max(1, total)
+    warm = min(warmup, total - 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        if schedule == "cosine":
+            return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
+        return max(0.02, (1 - t) ** 0.9)
+
+    return factor
+
+
+def configure_adamw(params: Iterable[torch.nn.Parameter], cfg: TrainerOptions, total_steps: int) -> Any:
+    """Lightning ``configure_optimizers`` result: AdamW, stepped per batch by the configured schedule."""
+    opt = torch.optim.AdamW(list(params), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "none":
+        return opt
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, total_steps, cfg.warmup_steps))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def make_loader(dataset: Dataset, cfg: TrainerOptions, shuffle: bool) -> DataLoader:
+    """Training loaders shuffle and drop a ragged last batch (BatchNorm); validation keeps every item."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.num_workers,
+        drop_last=shuffle and len(dataset) > cfg.batch_size,
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+
+def fit_and_release(
+    module,
+    datamodule,
+    model: torch.nn.Module,
+    cfg: TrainerOptions,
+    run_dir: Path,
+    card: str,
+    ckpt_path: str | None = None,
+    monitor: str = "val_dice",
+    mode: str = "max",
+) -> dict[str, Any] | None:
+    """Fit, then (rank 0) save the best weights as a safetensors checkpoint in ``run_dir/best``.
+
+    A ``TrainingError`` (NaN loss) still releases the last good checkpoint, then is raised naming it.
+    Returns None on other ranks, else ``{"best", "train_seconds", "epochs_run", "trainer"}``.
+    """
+    from ..models.registry import run_manifest, save_pretrained
+
+    trainer = build_trainer(cfg, run_dir, monitor=monitor, mode=mode)
+    t0 = time.time()
+    error: ScopesegError | None = None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except TrainingError as e:
+        error = e
+    seconds = time.time() - t0
+    if not trainer.is_global_zero:
+        return None
+    state = best_state_dict(run_dir)
+    best_dir = Path(run_dir) / "best"
+    if state is not None:
+        model.load_state_dict(state)
+        model.scopeseg_config["pretrained"] = False  # the weights are in the checkpoint now
+        manifest = run_manifest(
+            cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(getattr(cfg, "data", None))
+        )
+        save_pretrained(model.cpu().eval(), best_dir, manifest=manifest, card=card)
+    if error is not None:
+        kept = f"; last good checkpoint: {best_dir}" if state is not None else ""
+        raise TrainingError(f"{error}{kept}")
+    if state is None:
+        raise TrainingError(
+            f"{run_dir}: no checkpoint was written (training stopped before the first validation; "
+            "raise max_minutes= or lower val_every=)"
+        )
+    return {
+        "best": str(best_dir),
+        "train_seconds": seconds,
+        "epochs_run": trainer.current_epoch,
+        "trainer": trainer,
+    }

@@ -18,7 +18,7 @@ from ..data.coco import PALETTE, CocoDataset
 from ..errors import DataError
 from ..io import is_image, is_video, read_image, write_image, write_json
 from ..progress import track
-from .predictor import Predictor
+from .semantic import Predictor
 
 INPUT_KINDS: dict[str, Callable[..., dict[str, Any]]] = {}
 

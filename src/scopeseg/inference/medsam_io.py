@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .io import atomic_path, write_text
-from .progress import track
+from ..errors import DataError
+from ..io import atomic_path, write_text
+from ..progress import track
 
 log = logging.getLogger(__name__)
 

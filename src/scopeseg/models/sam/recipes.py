@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ...errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""scopeseg.models.sam."""

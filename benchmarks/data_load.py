@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 return COCO(str(path))
 
         def theirs_gc_paused():  # the same GC pause our loader uses, applied to pycocotools (informative)
-            from scopeseg.data.coco import _gc_paused
+            from scopeseg.data.records import _gc_paused
 
             with _gc_paused():
                 return theirs()

@@ -37,7 +37,7 @@ def bench_image(tmp: Path) -> tuple[Path, list[float]]:
     """A 512x512 PNG (Kvasir-SEG original image resized, CC BY 4.0; synthetic when the data is absent)."""
     import cv2
 
-    from scopeseg.inference.prompt_calibration import synthetic_frame
+    from scopeseg.inference.calibration import synthetic_frame
 
     src = sorted((DATA / "kvasir_seg" / "images").glob("*.jpg"))
     img = cv2.imread(str(src[0])) if src else synthetic_frame(512, 512, 7)
@@ -49,7 +49,7 @@ def bench_image(tmp: Path) -> tuple[Path, list[float]]:
 
 def eval_pairs(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, GT box) pairs for the reduced-precision Dice check."""
-    from scopeseg.inference.prompt_calibration import synthetic_frame
+    from scopeseg.inference.calibration import synthetic_frame
     from scopeseg.io import read_image
 
     folder = DATA / "kvasir_seg_256"

@@ -88,7 +88,6 @@ def main() -> None:
     import torch
 
     from scopeseg.config import build_config
-    from scopeseg.train import promptable as _promptable  # noqa: F401 - registers the task
     from scopeseg.train import train
 
     torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ canonical data set, the three training sets are merged; every run uses ``scopese
 same epochs, batch size, resolution, lr schedule and augmentation, pretrained=true vs pretrained=false.
 Validation runs only at the last epoch (on 3 training images), so the saved model is the last one: no model
 selection on the test set. Test Dice = mean over test images of the foreground Dice at the images' own size
-(``evaluate_semantic``). Finished runs are cached in the work folder, so an interrupted run resumes.
+(``evaluate_checkpoint``: the binary protocol). Finished runs are cached in the work folder, so an interrupted run resumes.
 Results: ``benchmarks/results/real_polyp_pretrained.{json,md}``.
 Run: ``.venv/bin/python benchmarks/real_polyp_pretrained.py [--models unet-lite0,unet-mbv2] [--epochs 10]``.
 Skips (exit 0) when the shared data is absent.
@@ -63,20 +63,38 @@ def merged_dataset(parts: list[Path], out_json: Path) -> Path:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, batch_size: int = 4) -> dict[str, Any]:
-    """Binary foreground Dice of a checkpoint on a canonical data set, at the images' own size."""
+    """Binary foreground Dice of a checkpoint on a canonical data set, at the images' own size.
+
+    Scored by the binary protocol (``metrics.protocols``) with empty rule ``one`` (a frame with empty ground
+    truth and an empty prediction scores 1); pooled Dice from the pixel counts summed over the frames.
+    """
+
     from scopeseg.data.coco import load_dataset
     from scopeseg.data.datasets import build_class_map
     from scopeseg.inference.semantic import Predictor
-    from scopeseg.train.evaluation import evaluate_semantic
+    from scopeseg.metrics.overlap import confusion, dice_from_counts
+    from scopeseg.metrics.protocols import score_pairs
+    from scopeseg.train.semantic import predict_pairs
 
     predictor = Predictor.from_pretrained(checkpoint, batch_size=batch_size)
     ds = load_dataset(data)
     class_map, _ = build_class_map(ds, "binary", None)
-    result = evaluate_semantic(predictor, ds, sorted(ds.images), class_map)
+    pairs = predict_pairs(predictor, ds, sorted(ds.images), class_map)
+    result = score_pairs("binary", pairs, empty="one", surface=False)
+    tp, fp, fn = (int(sum(c)) for c in zip(*(confusion(p.pred, p.gt) for p in pairs)))
+    pixels = int(sum(p.gt.size for p in pairs))
     return {
-        "summary": result["summary"],
-        "confusion": result["confusion"],
-        "per_image": [{k: r[k] for k in ("file_name", "dice", "iou")} for r in result["per_image"]],
+        "summary": {
+            "images": len(result.items),
+            "dice_mean_per_image": result.metrics["mean_dice"],
+            "iou_mean_per_image": result.metrics["mean_iou"],
+            "dice_pooled_foreground": float(dice_from_counts(tp, fp, fn)),
+        },
+        "counts": {"pixels": pixels, "tp": tp, "fp": fp, "fn": fn},
+        "per_image": [
+            {"file_name": ds.images[p.extra["image_id"]]["file_name"], "dice": r["dice"], "iou": r["iou"]}
+            for p, r in zip(pairs, result.items)
+        ],
     }
 
 
@@ -100,7 +118,8 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
 def run_one(args, model: str, pretrained: bool, seed: int, train_json: Path, val_dir: Path, test_dir: Path):
     """Train one (model, init, seed) and score it on the test set; cached as ``bench.json`` in its run."""
     from scopeseg.io import write_json
-    from scopeseg.train import SemanticTrainConfig, train
+    from scopeseg.train import train
+    from scopeseg.train.semantic import SemanticTrainConfig
 
     run_dir = args.work / "runs" / f"{model}-{'imagenet' if pretrained else 'random'}-s{seed}"
     cached = run_dir / "bench.json"

@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_polyp_pretrained import (  # noqa: E402
     DATA,
@@ -61,10 +59,13 @@ def train_synthetic(work: Path, minutes: float, seed: int = 0) -> Path:
     return Path(train(cfg)["best"])
 
 
-def pixel_fractions(cm: np.ndarray) -> dict[str, float]:
-    """Share of pixels that are tool in the ground truth and in the prediction (binary confusion matrix)."""
-    total = max(int(cm.sum()), 1)
-    return {"gt_fraction": float(cm[1].sum() / total), "pred_fraction": float(cm[:, 1].sum() / total)}
+def pixel_fractions(counts: dict[str, int]) -> dict[str, float]:
+    """Share of pixels that are tool in the ground truth and in the prediction (summed pixel counts)."""
+    total = max(int(counts["pixels"]), 1)
+    return {
+        "gt_fraction": (counts["tp"] + counts["fn"]) / total,
+        "pred_fraction": (counts["tp"] + counts["fp"]) / total,
+    }
 
 
 def checkpoint_info(ckpt: Path) -> dict[str, Any]:
@@ -143,7 +144,7 @@ def main() -> int:
 
     from scopeseg import progress
     from scopeseg.io import write_json, write_text
-    from scopeseg.train.evaluation import scores_from_confusion
+    from scopeseg.metrics.overlap import dice_from_counts
 
     progress.set_enabled(False)
     torch.set_num_threads(args.threads)
@@ -156,10 +157,10 @@ def main() -> int:
     srcs = convert_sources(args.data, SOURCES, args.work / "data")
     sources = {name: evaluate_checkpoint(ckpt, path) for name, path in srcs.items()}
     rows = [r for s in sources.values() for r in s["per_image"]]
-    cm = np.sum([np.asarray(s["confusion"]) for s in sources.values()], axis=0)
+    counts = {k: sum(s["counts"][k] for s in sources.values()) for k in ("pixels", "tp", "fp", "fn")}
     n = len(rows)
     for r in [*sources.values()]:
-        r.update(pixel_fractions(np.asarray(r["confusion"])))
+        r.update(pixel_fractions(r["counts"]))
     out = {
         "benchmark": "sim_to_real",
         "checkpoint": {**checkpoint_info(ckpt), "trained_by_this_script": trained_here},
@@ -168,8 +169,8 @@ def main() -> int:
             "images": n,
             "dice_mean_per_image": sum(r["dice"] for r in rows) / n,
             "iou_mean_per_image": sum(r["iou"] for r in rows) / n,
-            "dice_pooled_foreground": float(scores_from_confusion(cm)["dice"][1]),
-            **pixel_fractions(cm),
+            "dice_pooled_foreground": float(dice_from_counts(counts["tp"], counts["fp"], counts["fn"])),
+            **pixel_fractions(counts),
         },
         "machine": machine(),
         "command": "python benchmarks/sim_to_real.py " + " ".join(sys.argv[1:]),

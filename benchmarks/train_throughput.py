@@ -42,7 +42,7 @@ def measure(
     torch.set_num_threads(threads)
 
     from scopeseg.losses import build_loss
-    from scopeseg.models.registry import count_parameters, create_model
+    from scopeseg.models.registry import create_model
 
     torch.manual_seed(seed)
     model = create_model(name, classes=["instrument"], pretrained=False).train()
@@ -70,7 +70,7 @@ def measure(
         cpus.append(_cpu_seconds() - c0)
     return {
         "model": name,
-        "params_m": round(count_parameters(model) / 1e6, 2),
+        "params_m": round(model.num_parameters() / 1e6, 2),
         "step_seconds": [round(w, 3) for w in walls],
         "step_seconds_median": statistics.median(walls),
         "images_per_s": batch * steps / sum(walls),

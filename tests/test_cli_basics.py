@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_no_command_prints_help(capsys):
 @pytest.mark.parametrize(
     "argv, words",
     [(["nosuchcommand"], ["invalid choice"]), (["validate"], ["required"]), (["info", "x", "--bogus"], ["--bogus"]),
-     (["split", "DATA", "OUT", "--fractions", "train:0.5"], ["--fractions", "train:0.5"])],
+     (["split", "DATA", "OUT", "fractions=train:0.5"], ["fractions", "train:0.5"])],
 )  # fmt: skip
 def test_usage_errors_one_line(capsys, tmp_path, argv, words):
     data = tiny_data(tmp_path / "d", 1, 1)
@@ -171,9 +172,7 @@ def test_info_text_and_json(capsys, tmp_path):
 def test_split_merge_filter(capsys, tmp_path):
     data = tiny_data(tmp_path / "a", videos=4)
     out = tmp_path / "a" / "split.json"
-    code, text, _ = run_cli(
-        capsys, "split", data, out, "--fractions", "train=0.5,val=0.25,test=0.25", "--seed", "0"
-    )
+    code, text, _ = run_cli(capsys, "split", data, out, "fractions=train=0.5,val=0.25,test=0.25", "seed=0")
     assert code == 0 and "written" in text
     ds = CocoDataset.load(out)
     by_video = {}
@@ -187,29 +186,82 @@ def test_split_merge_filter(capsys, tmp_path):
             "split",
             data,
             tmp_path / "a" / "again.json",
-            "--fractions",
-            "train=0.5,val=0.25,test=0.25",
+            "fractions=train=0.5,val=0.25,test=0.25",
         )[0]
         == 0
     )
     assert json.loads((tmp_path / "a" / "again.json").read_text()) == json.loads(out.read_text())
 
     other = tiny_data(tmp_path / "b", videos=1)
-    code, _, _ = run_cli(capsys, "merge", out, other, "--out", tmp_path / "merged.json")
+    code, _, _ = run_cli(capsys, "merge", out, other, tmp_path / "merged.json")
     m = CocoDataset.load(tmp_path / "merged.json")
     assert code == 0 and len(m.images) == 15 and len(m.videos) == 5 and len(m.categories) == 2
     assert m.images[1]["file_name"] == "a/frames/v0/000.png"
     assert run_cli(capsys, "validate", tmp_path / "merged.json")[0] == 0
 
     code, _, _ = run_cli(
-        capsys, "filter", out, tmp_path / "a" / "blob.json", "--categories", "blob", "--drop-empty"
+        capsys, "filter", out, tmp_path / "a" / "blob.json", "categories=blob", "drop_empty=true"
     )
     f = CocoDataset.load(tmp_path / "a" / "blob.json")
     assert code == 0 and len(f.images) == 4 and {c["name"] for c in f.categories.values()} == {"blob"}
-    code, _, _ = run_cli(
-        capsys, "filter", out, tmp_path / "a" / "v.json", "--videos", "case1,3", "--split", "train"
-    )
+    code, _, _ = run_cli(capsys, "filter", out, tmp_path / "a" / "v.json", "videos=case1,3", "split=train")
     f = CocoDataset.load(tmp_path / "a" / "v.json")
     assert code == 0 and {im["split"] for im in f.images.values()} <= {"train"}
-    code, _, err = run_cli(capsys, "filter", out, tmp_path / "a" / "x.json", "--videos", "nope")
+    code, _, err = run_cli(capsys, "filter", out, tmp_path / "a" / "x.json", "videos=nope")
     assert_one_line_error(code, err, "nope")
+
+
+# ---------------------------------------------------------------------------------------------- one key=value parser
+@pytest.mark.parametrize(
+    "text", ["none", "null", "~", "3", "3e-4", "0.5", "true", "no", "[1, 2]", "a,b", "2024-01-01"]
+)
+def test_same_text_parses_the_same_for_every_command(text):
+    """Configs (train, predict, segment, synth, filter...), protocol parameters (evaluate) and format options
+    (convert) read a value through the one parser: an untyped key gets exactly ``parse_value(text)``."""
+    from scopeseg.config import BaseConfig, build_config, parse_value
+    from scopeseg.data.formats import _typed_options
+    from scopeseg.metrics.protocols import protocol_params
+
+    class Loose(BaseConfig):
+        x: Any = None
+
+    want = parse_value(text)
+    assert build_config(Loose, overrides=[f"x={text}"]).x == want
+    assert protocol_params("binary", {"categories": text})["categories"] == want
+
+    def fmt(src, dst, *, x: Any = None):  # a format function whose option is untyped
+        return x
+
+    assert _typed_options(fmt, "test", {"x": want})["x"] == want
+
+
+def test_none_and_null_agree_across_commands():
+    """``null`` is None and ``none`` is a word, in a config and in protocol parameters alike."""
+    from scopeseg.config import build_config
+    from scopeseg.errors import ConfigError
+    from scopeseg.inference.semantic_files import PredictConfig
+    from scopeseg.metrics.protocols import protocol_params
+
+    assert build_config(PredictConfig, overrides=["threshold=null"]).threshold is None
+    assert protocol_params("binary", {"spacing": "null"})["spacing"] is None
+    assert (
+        protocol_params("binary", {"empty": "none"})["empty"] == "none"
+    )  # a word (then refused by its rule)
+    with pytest.raises(ConfigError, match="write null"):
+        protocol_params("binary", {"spacing": "none"})
+    with pytest.raises(ConfigError, match="threshold"):
+        build_config(PredictConfig, overrides=["threshold=none"])
+
+
+def test_key_value_items_anywhere_after_the_command(capsys, tmp_path):
+    data = tiny_data(tmp_path / "a", videos=2)
+    code, _, _ = run_cli(capsys, "filter", "videos=case1", data, tmp_path / "a" / "v.json")
+    assert code == 0 and len(CocoDataset.load(tmp_path / "a" / "v.json").images) == 3
+    code, _, err = run_cli(capsys, "filter", data, tmp_path / "a" / "w.json", "vidoes=case1")
+    assert_one_line_error(code, err, "'vidoes'", "videos")
+    with pytest.raises(SystemExit) as e:
+        main(["filter", "--help"])
+    out = capsys.readouterr().out
+    assert (
+        e.value.code == 0 and "drop_empty=False  (bool)" in out and "videos=None  (list[str] | None)" in out
+    )

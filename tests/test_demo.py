@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import re
+
+import pytest
 
 from scopeseg.cli import main
 
 
-def test_demo_runs_end_to_end_at_toy_scale(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(
-        [
-            "-q",
-            "demo",
-            str(out),
-            "--train-videos",
-            "2",
-            "--test-videos",
-            "1",
-            "--frames",
-            "4",
-            "--size",
-            "64x96",
-            "--minutes",
-            "0.2",
-            "--model",
-            "unet-effb0",
-            "pretrained=false",
-            "train_size=[64,96]",
-            "epochs=1",
-        ]
-    )
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One toy demo run: (output folder, exit code, printed text)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(
+            [
+                "-q",
+                "demo",
+                str(out),
+                "--train-videos",
+                "2",
+                "--test-videos",
+                "1",
+                "--frames",
+                "4",
+                "--size",
+                "64x96",
+                "--minutes",
+                "0.2",
+                "--model",
+                "unet-effb0",
+                "pretrained=false",
+                "train_size=[64,96]",
+                "epochs=1",
+            ]
+        )
+    return out, code, buf.getvalue()
+
+
+def test_demo_runs_end_to_end_at_toy_scale(demo_run):
+    out, code, printed = demo_run
     assert code == 0
-    printed = capsys.readouterr().out
     assert "held-out binary instrument Dice" in printed
     summary = json.loads((out / "demo.json").read_text())
     for key in (
@@ -44,8 +58,31 @@ def test_demo_runs_end_to_end_at_toy_scale(tmp_path, capsys):
         "metrics",
         "preview",
     ):
-        assert (tmp_path / summary["paths"][key]).exists() or __import__("os").path.exists(
-            summary["paths"][key]
-        ), key
+        assert os.path.exists(summary["paths"][key]), key
     held = summary["held_out"]
     assert held["images"] == 4 and 0.0 <= held["dice_mean_per_image"] <= 1.0
+
+
+def test_demo_dice_is_what_scopeseg_evaluate_gives_on_its_files(demo_run, tmp_path, capsys):
+    """The Dice the demo prints and returns equals ``scopeseg evaluate`` on the masks it wrote (to 1e-9)."""
+    out, code, printed = demo_run
+    assert code == 0
+    summary = json.loads((out / "demo.json").read_text())
+    ev = summary["evaluate"]
+    assert ev["gt"] == str(out / "data" / "test") and ev["protocol"] == "binary"
+    assert ev["params"] == {"categories": ["supercategory:instrument"]}
+    capsys.readouterr()
+    assert (
+        main(
+            ["evaluate", ev["gt"], ev["pred"], str(tmp_path / "ev"), "categories=[supercategory:instrument]"]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["protocol"] == "binary" and metrics["num_items"] == 4
+    want = metrics["metrics"]["mean_dice"]
+    shown = float(re.search(r"held-out binary instrument Dice: ([0-9.e-]+)", printed).group(1))
+    assert abs(shown - want) <= 1e-9
+    assert abs(summary["held_out"]["dice_mean_per_image"] - want) <= 1e-9
+    demo_metrics = json.loads((out / "test" / "metrics.json").read_text())
+    assert demo_metrics["metrics"] == metrics["metrics"]

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scopeseg.viz import caption, grid, legend_strip, overlay, to_color
+from scopeseg.viz import (
+    ERROR_COLORS,
+    PALETTE,
+    caption,
+    colorize_labels,
+    error_map,
+    grid,
+    legend_strip,
+    overlay,
+    palette_color,
+    to_color,
+)
 
 
 def _scene():
@@ -94,3 +105,23 @@ def test_overlay_many_labels_and_negative_labels():
     assert np.array_equal(a, b)
     neg = np.where(label == 0, -1, label)  # negative = unlabelled
     assert np.array_equal(overlay(img, neg, {1: (255, 0, 0), 2: (0, 0, 255)}), b)
+
+
+def test_palette_label_colours_and_error_map():
+    assert palette_color(0) == PALETTE[0] and palette_color(len(PALETTE) + 2) == PALETTE[2]
+    labels = np.array([[0, 1, 2], [300, -4, 17]])
+    rgb = colorize_labels(labels)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
+    assert tuple(rgb[0, 0]) == (0, 0, 0) and tuple(rgb[1, 1]) == (0, 0, 0)  # background, negative
+    assert tuple(rgb[0, 1]) == PALETTE[0] and tuple(rgb[0, 2]) == PALETTE[1]
+    assert tuple(rgb[1, 0]) == palette_color(254)  # clipped to label 255
+    assert tuple(rgb[1, 2]) == PALETTE[0]  # label 17 wraps round the 16 colours
+    gt = np.array([[1, 1, 0, 0]], bool)
+    pred = np.array([[1, 0, 1, 0]], bool)
+    err = error_map(gt, pred)
+    assert [tuple(c) for c in err[0]] == [
+        ERROR_COLORS["tp"],
+        ERROR_COLORS["fn"],
+        ERROR_COLORS["fp"],
+        (0, 0, 0),
+    ]

@@ -11,17 +11,20 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from .errors import ConfigError
+from .registry import Registry
 
 T = TypeVar("T", bound="BaseConfig")
 
-#: task name -> config class, filled by ``@register_config`` in the task's module
-CONFIG_CLASSES: dict[str, type[BaseConfig]] = {}
+#: task name -> config class, filled by ``@register_config`` (training tasks: ``@register_task``) where defined
+CONFIGS: Registry[type[BaseConfig]] = Registry("task", ConfigError, packages=("scopeseg.train",))
+#: name -> folder of YAML presets: the shipped ``configs/`` and any a plugin registers with ``register_presets``
+PRESET_FOLDERS: Registry[Path] = Registry("preset folder", ConfigError)
 
 
 class BaseConfig(BaseModel):
@@ -34,7 +37,7 @@ def register_config(task: str):
     """Class decorator: make a config class the one for ``task`` (presets name their task)."""
 
     def deco(cls: type[T]) -> type[T]:
-        CONFIG_CLASSES[task] = cls
+        CONFIGS.register(task, cls)
         return cls
 
     return deco
@@ -82,28 +85,49 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
 
 def presets_dir() -> Path:
+    """The folder of the YAML presets shipped with the package."""
     return Path(str(resources.files("scopeseg") / "configs"))
 
 
+def register_presets(name: str, folder: str | Path) -> Path:
+    """Add a family's folder of ``*.yaml`` presets (a plugin calls this in the module it registers from)."""
+    return PRESET_FOLDERS.register(name, Path(folder), origin=str(Path(folder).resolve()))
+
+
+register_presets("scopeseg", presets_dir())
+
+
+def preset_files() -> dict[str, Path]:
+    """Preset name -> YAML file over every registered folder; one name in two folders is a ``ConfigError``."""
+    out: dict[str, Path] = {}
+    for _, folder in PRESET_FOLDERS.items():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem in out:
+                raise ConfigError(f"preset {path.stem!r} is defined twice: {out[path.stem]} and {path}")
+            out[path.stem] = path
+    return out
+
+
 def list_presets() -> dict[str, dict[str, Any]]:
-    """name -> {task, description} for every YAML preset shipped with the package."""
+    """name -> {task, description} for every YAML preset (shipped or registered by a family)."""
     out = {}
-    for path in sorted(presets_dir().glob("*.yaml")):
+    for name, path in sorted(preset_files().items()):
         data = yaml.safe_load(path.read_text()) or {}
-        out[path.stem] = {"task": data.get("task", "?"), "description": data.get("description", "")}
+        out[name] = {"task": data.get("task", "?"), "description": data.get("description", "")}
     return out
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """Raw dict of a preset (a shipped name or a path to a YAML file)."""
+    """Raw dict of a preset: a registered preset name or a path to a YAML file."""
     path = Path(name)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = presets_dir() / f"{name}.yaml"
-    if not path.is_file():
-        names = list(list_presets())
-        close = difflib.get_close_matches(name, names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(names)}"
-        raise ConfigError(f"unknown preset {name!r}{hint}")
+        files = preset_files()
+        if name not in files:
+            close = difflib.get_close_matches(name, list(files), n=3)
+            known = f"; presets: {', '.join(sorted(files))}"
+            hint = f"; did you mean {', '.join(close)}?" if close else known
+            raise ConfigError(f"unknown preset {name!r}{hint}")
+        path = files[name]
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -169,9 +193,9 @@ def build_config(
     data.pop("description", None)
     task = data.pop("task", None) or task
     if cls is None:
-        if task not in CONFIG_CLASSES:
-            raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(sorted(CONFIG_CLASSES))}")
-        cls = CONFIG_CLASSES[task]
+        if not task:
+            raise ConfigError(f"{where} names no task; tasks: {', '.join(CONFIGS.names())}")
+        cls = CONFIGS.get(str(task))
     return validate_config(cls, data, where)
 
 
@@ -184,13 +208,14 @@ def parse_size(text: str | Sequence[int], what: str = "size") -> tuple[int, int]
         except ValueError:
             values = []
     else:
-        values = [int(v) for v in text] if all(isinstance(v, int | float) for v in text) else []
+        ok = isinstance(text, Sequence) and all(isinstance(v, int | float) for v in text)
+        values = [int(v) for v in text] if ok else []  # a bare number (size=96) is no size
     if len(values) != 2 or min(values) < 1:
         raise ConfigError(f"{what} {text!r} must be HEIGHTxWIDTH with positive integers, e.g. 480x736")
     return values[0], values[1]
 
 
-def parse_fractions(text: str, option: str = "--fractions") -> dict[str, float]:
+def parse_fractions(text: str, option: str = "fractions") -> dict[str, float]:
     """``"train=0.8,val=0.2"`` -> ``{"train": 0.8, "val": 0.2}``; malformed or negative items are a ``ConfigError``."""
     out: dict[str, float] = {}
     for item in text.split(","):
@@ -208,3 +233,29 @@ def parse_fractions(text: str, option: str = "--fractions") -> dict[str, float]:
     if sum(out.values()) <= 0:
         raise ConfigError(f"{option} {text!r}: fractions must sum to > 0")
     return out
+
+
+def _fractions(value: Any) -> Any:
+    return parse_fractions(value) if isinstance(value, str) else value
+
+
+def comma_list(value: Any) -> Any:
+    """``a,b`` (text, each item read by ``parse_value``) -> ``["a", "b"]``; one scalar -> a list of it."""
+    if isinstance(value, str):
+        return [parse_value(t.strip()) for t in value.split(",") if t.strip()]
+    if isinstance(value, (int, float)):
+        return [value]
+    return value
+
+
+def _words(value: Any) -> Any:
+    value = comma_list(value)
+    return [str(v) for v in value] if isinstance(value, list) else value
+
+
+#: a config field of named fractions: ``train=0.8,val=0.2`` (text) or a mapping ``{train: 0.8, val: 0.2}``
+Fractions = Annotated[dict[str, float], BeforeValidator(_fractions)]
+#: lists a command line gives as ``a,b,c`` or ``[a, b, c]``: words (names, ids as text) and numbers
+Words = Annotated[list[str], BeforeValidator(_words)]
+Floats = Annotated[list[float], BeforeValidator(comma_list)]
+Ints = Annotated[list[int], BeforeValidator(comma_list)]

@@ -1,7 +1,9 @@
-"""The main job on embedded data (``make demo``): synthesize -> validate -> train -> evaluate -> predict -> report.
+"""The main job on embedded data (``make demo``): synthesize -> validate -> train -> predict -> evaluate -> report.
 
 Training and held-out test videos come from different generator seeds, so no test video (nor its seed) is
-seen in training; the model is trained at a reduced size and evaluated at the frames' own size.
+seen in training; the model is trained at a reduced size. The held-out frames are predicted to files by the
+normal predict path and scored by the protocol ``scopeseg evaluate`` runs, so the printed Dice is the one
+``scopeseg evaluate GT PRED categories=[...]`` gives on the files the demo wrote (``demo.json`` names them).
 """
 
 from __future__ import annotations
@@ -33,16 +35,15 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns paths and the held-out metrics."""
     from .config import build_config, list_presets
-    from .data.coco import CocoDataset
-    from .data.datasets import build_class_map
+    from .data.preview import preview
     from .data.synthetic import SynthConfig, generate
     from .data.validate import validate
+    from .evaluate import save_results
     from .inference.semantic import Predictor
     from .inference.semantic_files import predict_path
-    from .report.training import training_report
+    from .metrics.protocols import run_protocol
+    from .report.training import training_summary
     from .train import train
-    from .train.evaluation import evaluate_semantic
-    from .viz import preview
 
     out = Path(out)
     t0 = time.time()
@@ -85,37 +86,35 @@ def run_demo(
     )
     result = train(cfg)
 
-    say(f"evaluating on {test_videos} held-out videos (seeds never used in training) at {size[0]}x{size[1]}")
-    test = CocoDataset.load(data_test)
-    class_map, _ = build_class_map(test, "binary", cfg.categories)
     predictor = Predictor.from_pretrained(result["best"], batch_size=4)
-    evaluation = evaluate_semantic(predictor, test, list(test.images), class_map, keep=4)
-    test_dir = out / "test"
-    metrics = {k: evaluation[k] for k in ("summary", "per_class", "confusion", "class_names")}
-    write_json(test_dir / "metrics.json", metrics, indent=2)
-    paths["test_report"] = training_report(
-        run_dir,
-        cfg,
-        evaluation,
-        test,
-        path=test_dir / "report.html",
-        title=f"scopeseg demo: {cfg.model} on held-out synthetic videos",
-    )
+    say(f"predicting {test_videos} held-out videos (seeds never used in training) at {size[0]}x{size[1]}")
+    held = predict_path(predictor, data_test, out / "predict" / "test", overlays=False)
+    evaluate_args = {
+        "gt": str(data_test),
+        "pred": held["predicted"],
+        "protocol": "binary",
+        "params": {"categories": list(cfg.categories or [])},
+    }
+    say(f"scoring {held['predicted']} like scopeseg evaluate (protocol binary, categories {cfg.categories})")
+    evaluation = run_protocol("binary", data_test, held["predicted"], **evaluate_args["params"])
+    test_files = save_results(evaluation, out / "test", data_test, held["predicted"])
 
     video = sorted((data_test / "videos").glob("*.mp4"))[0]
     say(f"predicting {video.name} -> overlay video")
-    pred = predict_path(predictor, video, out / "predict", masks=False, overlays=True)
+    pred = predict_path(predictor, video, out / "predict" / "video", masks=False, overlays=True)
     paths.update(
         {
             "train_report": run_dir / "report.html",
             "checkpoint": result["best"],
             "overlay_video": pred["overlay_video"],
-            "predictions": pred["predictions"],
-            "metrics": test_dir / "metrics.json",
+            "predictions": held["predicted"],
+            "metrics": test_files["metrics.json"],
+            "test_report": test_files["report.html"],
         }
     )
     summary = {
-        "held_out": evaluation["summary"],
+        "held_out": training_summary(evaluation),
+        "evaluate": evaluate_args,
         "validation": result.get("metrics"),
         "train_seconds": result.get("train_seconds"),
         "epochs": result.get("epochs_run"),

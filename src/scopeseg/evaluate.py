@@ -14,13 +14,16 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from .config import BaseConfig, Floats, Ints
 from .errors import ConfigError, DataError
 from .io import atomic_dir
-from .metrics.protocols import PROTOCOLS, EvalResult, get_protocol, run_protocol
+from .metrics.inputs import Pair
+from .metrics.protocols import PROTOCOLS, EvalResult, get_protocol, run_protocol, score_pairs
+from .report.evaluation import build_report
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,15 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def metrics_json(
+    result: EvalResult, gt: str | Path | None = None, pred: str | Path | None = None
+) -> dict[str, Any]:
+    """The content of ``metrics.json``: protocol, params, metrics, conventions, item count and inputs (strict JSON)."""
+    payload = result.to_dict()
+    payload["inputs"] = {"ground_truth": str(gt) if gt else None, "predictions": str(pred) if pred else None}
+    return _json_safe(payload)
+
+
 def per_item_csv(result: EvalResult) -> str:
     """The per-item table as CSV text (NaN written as empty, inf as 'inf')."""
     cols: dict[str, None] = {}
@@ -79,121 +91,12 @@ def save_results(
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``per_item.csv`` and ``report.html`` into ``out_dir`` (atomically, as one folder)."""
     out_dir = Path(out_dir)
-    payload = result.to_dict()
-    payload["inputs"] = {"ground_truth": str(gt) if gt else None, "predictions": str(pred) if pred else None}
     report = build_report(result, gt, pred)
     with atomic_dir(out_dir) as tmp:
-        (tmp / "metrics.json").write_text(json.dumps(_json_safe(payload), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(metrics_json(result, gt, pred), indent=2))
         (tmp / "per_item.csv").write_text(per_item_csv(result))
         (tmp / "report.html").write_text(report.render())
     return {name: out_dir / name for name in ("metrics.json", "per_item.csv", "report.html")}
-
-
-def _flat_metrics(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    cards, tables = {}, []
-    for k, v in metrics.items():
-        if isinstance(v, dict):
-            tables.append({"name": k, "values": v})
-        else:
-            cards[k] = v
-    return cards, tables
-
-
-def build_report(result: EvalResult, gt: str | Path | None = None, pred: str | Path | None = None):
-    """HTML report: headline numbers, conventions, per-class tables, distributions and worst cases."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .report import HtmlReport
-
-    proto = PROTOCOLS.get(result.protocol)
-    rep = HtmlReport(f"Evaluation: {result.protocol}")
-    rep.paragraph(proto.description if proto else "")
-    if gt or pred:
-        rep.table([{"ground truth": str(gt), "predictions": str(pred), "items": len(result.items)}])
-    cards, tables = _flat_metrics(result.metrics)
-    rep.heading("Results").metrics(cards)
-    rep.heading("Conventions (what each number means)")
-    rep.table(
-        [{"metric": k, "convention": v} for k, v in result.conventions.items()],
-        columns=["metric", "convention"],
-    )
-    rep.code("\n".join(f"{k}: {v}" for k, v in result.params.items()) or "(defaults)")
-    for t in tables:
-        rep.heading(t["name"], 3).table([{"name": k, "value": v} for k, v in t["values"].items()])
-    for col in result.primary:
-        vals = np.array(
-            [r[col] for r in result.items if isinstance(r.get(col), (int, float))], dtype=np.float64
-        )
-        finite = vals[np.isfinite(vals)]
-        if finite.size:
-            fig, ax = plt.subplots(figsize=(5, 2.8))
-            ax.hist(finite, bins=min(30, max(5, finite.size // 3)), color="#2a6f97")
-            ax.set_xlabel(col)
-            ax.set_ylabel("items")
-            n_bad = int(vals.size - finite.size)
-            rep.heading(f"Distribution of {col}", 3).figure(
-                fig, f"{finite.size} finite values" + (f"; {n_bad} NaN/inf not shown" if n_bad else "")
-            )
-        higher = result.higher_is_better.get(col, True)
-        worst = sorted(result.items, key=lambda r, c=col, h=higher: _sort_key(r.get(c), h))[:10]
-        if worst:
-            rep.heading(f"Worst items by {col}", 3).table(worst)
-    if result.examples:
-        rep.heading("Worst items (image | ground truth | prediction | errors: green TP, red FP, blue FN)", 3)
-        rep.images(
-            [(overlay_panel(g, p, img), key) for key, (g, p, img) in result.examples.items()], max_width=720
-        )
-    if len(result.items) <= 200:
-        rep.heading("All items").table(result.items)
-    return rep
-
-
-def _colorize(labels: np.ndarray) -> np.ndarray:
-    from .data.coco import PALETTE
-
-    pal = np.array([(0, 0, 0)] + [PALETTE[i % len(PALETTE)] for i in range(255)], dtype=np.uint8)
-    return pal[np.clip(labels.astype(np.int64), 0, 255)]
-
-
-def overlay_panel(gt: np.ndarray, pred: np.ndarray, image: Any = None, max_side: int = 320) -> np.ndarray:
-    """Side-by-side RGB panel: image (if any) | GT labels | predicted labels | TP/FP/FN error map."""
-    import cv2
-
-    h, w = gt.shape
-    g, q = gt > 0, pred > 0
-    err = np.zeros((h, w, 3), np.uint8)
-    err[g & q] = (40, 170, 60)
-    err[q & ~g] = (220, 50, 50)
-    err[g & ~q] = (50, 90, 230)
-    tiles = [_colorize(gt), _colorize(pred), err]
-    if image is not None:
-        from .io import read_image
-
-        try:
-            img = read_image(image)
-            if img.shape[:2] == (h, w):
-                tiles.insert(0, img)
-        except DataError:
-            pass
-    scale = min(1.0, max_side / max(h, w))
-    size = (max(1, int(w * scale)), max(1, int(h * scale)))
-    tiles = [cv2.resize(t, size, interpolation=cv2.INTER_NEAREST) for t in tiles]
-    sep = np.full((size[1], 4, 3), 255, np.uint8)
-    out = [tiles[0]]
-    for t in tiles[1:]:
-        out += [sep, t]
-    return np.concatenate(out, axis=1)
-
-
-def _sort_key(v: Any, higher_is_better: bool) -> float:
-    if not isinstance(v, (int, float)):
-        return math.inf
-    if math.isnan(v):
-        return math.inf  # undefined (e.g. both empty) after every real score
-    return v if higher_is_better else -v
 
 
 # ------------------------------------------------------------------------------- threshold search
@@ -240,18 +143,15 @@ DEFAULT_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.1, 0.91, 0.05)
 def _grid_scores(
     prob: np.ndarray, gt: np.ndarray, thresholds: Sequence[float], kernels: Sequence[int], metric: str
 ) -> np.ndarray:
-    """Per-setting score of one item, shape (len(kernels), len(thresholds)); both empty scores 1."""
-    from .metrics.overlap import dice_from_counts, iou_from_counts
+    """Per-setting score of one item, shape (len(kernels), len(thresholds)).
 
-    score_fn = dice_from_counts if metric == "dice" else iou_from_counts
-    g = np.asarray(gt) > 0
-    out = np.zeros((len(kernels), len(thresholds)))
-    for i, k in enumerate(kernels):
-        for j, t in enumerate(thresholds):
-            m = _opening(np.asarray(prob) > t, k)
-            tp = np.count_nonzero(m & g)
-            out[i, j] = score_fn(tp, np.count_nonzero(m) - tp, np.count_nonzero(g) - tp, empty="one")
-    return out
+    Why: each setting's mask is scored by the binary protocol (``score_pairs``) with empty rule ``one``: a
+    correct empty prediction scores 1, so images without foreground still reward a clean threshold.
+    """
+    g, prob = np.asarray(gt) > 0, np.asarray(prob)
+    pairs = [Pair(f"k{k}_t{t:g}", g, _opening(prob > t, k)) for k in kernels for t in thresholds]
+    rows = score_pairs("binary", pairs, empty="one", surface=False).items
+    return np.array([r[metric] for r in rows], dtype=np.float64).reshape(len(kernels), len(thresholds))
 
 
 def _grid_result(
@@ -335,6 +235,14 @@ def tune_threshold_model(
         fg = prob[0] if pred.binary else 1.0 - prob[0]
         total += _grid_scores(fg, ds.semantic_mask(iid) > 0, thresholds, kernels, metric)
     return _grid_result(total, len(ds.images), thresholds, kernels, metric)
+
+
+class TuneConfig(BaseConfig):
+    """Settings of ``scopeseg tune-threshold PROBS GT [OUT] key=value...`` (the grid searched)."""
+
+    thresholds: Floats | None = None  # probability thresholds (None: 0.10, 0.15, ..., 0.90)
+    kernels: Ints = [0, 3, 5]  # opening kernel sizes (0 = none)
+    metric: Literal["dice", "iou"] = "dice"  # per-image score to maximise (mean)
 
 
 def tune_threshold_folders(

@@ -1,12 +1,13 @@
 """Segmentation losses by name with weights: ``"dice:1,focal:20"`` -> one weighted-sum module.
 
 Built on MONAI's losses (sigmoid for binary 1-channel logits, softmax for K+1-channel logits); targets are
-integer label maps ``(B, H, W)`` in both cases (binary: 0/1).
+integer label maps ``(B, H, W)`` in both cases (binary: 0/1). A loss that needs more than logits and target
+(``iou_mse``: a promptable decoder's predicted mask IoU) names those inputs when registered; a task passes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,11 +16,16 @@ from torch import nn
 from .errors import ConfigError
 
 LOSSES: dict[str, Callable[[bool], nn.Module]] = {}
+#: extra inputs a loss needs besides (logits, target), given by the task as keyword arguments
+LOSS_INPUTS: dict[str, tuple[str, ...]] = {}
 
 
-def register_loss(name: str):
+def register_loss(name: str, needs: tuple[str, ...] = ()):
+    """Register ``factory(binary) -> module(logits, target, **needs)`` as loss ``name``."""
+
     def deco(fn):
         LOSSES[name] = fn
+        LOSS_INPUTS[name] = needs
         return fn
 
     return deco
@@ -83,8 +89,28 @@ class _CE(nn.Module):
         return F.cross_entropy(logits, target.long())
 
 
+def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of ``logits > 0`` with a binary target, per item of the batch (both empty -> 1).
+
+    Why: the regression target of a SAM-style IoU head (LiteMedSAM training), computed on the torch device.
+    """
+    pred, t = (logits > 0).flatten(1), (target > 0).flatten(1)
+    inter, union = (pred & t).sum(1).float(), (pred | t).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+class _IouMse(nn.Module):
+    """MSE between the predicted mask IoU and the IoU the thresholded mask reaches (SAM / LiteMedSAM IoU head)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, pred_iou: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] != 1:
+            raise ConfigError("loss 'iou_mse' needs single-mask (1-channel) logits")
+        return F.mse_loss(pred_iou.float(), mask_iou(logits.detach()[:, 0], target))
+
+
 register_loss("bce")(lambda binary: _BCE())
 register_loss("ce")(lambda binary: _CE())
+register_loss("iou_mse", needs=("pred_iou",))(lambda binary: _IouMse())
 
 
 def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
@@ -111,23 +137,34 @@ def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
 
 
 class WeightedLoss(nn.Module):
-    """Weighted sum of named losses; ``.last`` holds the detached parts for logging."""
+    """Weighted sum of named losses; ``.last`` holds the detached parts for logging.
 
-    def __init__(self, spec: str, binary: bool):
+    ``inputs`` names the extra keyword inputs the task passes to ``forward`` (e.g. ``pred_iou``); a loss that
+    needs one the task does not give is refused when the loss is built, not mid-training.
+    """
+
+    def __init__(self, spec: str, binary: bool, inputs: Sequence[str] = ()):
         super().__init__()
         self.parts = parse_loss_spec(spec)
+        for name, _ in self.parts:
+            missing = [k for k in LOSS_INPUTS[name] if k not in inputs]
+            if missing:
+                raise ConfigError(
+                    f"loss {name!r} needs {', '.join(missing)}, which this task's model does not give"
+                )
         self.losses = nn.ModuleList([LOSSES[n](binary) for n, _ in self.parts])
         self.last: dict[str, float] = {}
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros(())
         self.last = {}
         for (name, w), fn in zip(self.parts, self.losses):
-            v = fn(logits.float(), target)
+            v = fn(logits.float(), target, **{k: inputs[k] for k in LOSS_INPUTS[name]})
             self.last[name] = float(v.detach())
             total = total + w * v
         return total
 
 
-def build_loss(spec: str, binary: bool) -> WeightedLoss:
-    return WeightedLoss(spec, binary)
+def build_loss(spec: str, binary: bool, inputs: Sequence[str] = ()) -> WeightedLoss:
+    """The weighted loss of ``spec`` (``"dice:1,bce:1"``) for binary or multi-class logits."""
+    return WeightedLoss(spec, binary, inputs)

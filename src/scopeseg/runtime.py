@@ -1,4 +1,4 @@
-"""Process-wide CPU settings for torch inference (allocator), applied by the torch inference engines.
+"""Process-wide CPU settings of the inference engines: allocator tuning, torch threads, ONNX Runtime sessions.
 
 glibc serves every allocation over its mmap threshold (128 KiB, raised adaptively to at most 32 MiB) with
 a fresh ``mmap`` and gives it back on free, so each large torch temporary is page-faulted in again (a
@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +42,28 @@ def tune_allocator() -> bool:
         log.debug("mallopt refused the thresholds; allocator unchanged")
     _tuned = ok
     return ok
+
+
+def configure_torch(threads: int | None = None) -> None:
+    """Tune the allocator and, when given, set torch's intra-op threads (process-wide, as torch has no other)."""
+    tune_allocator()
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def ort_session(path: str | Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session: full graph optimisation, ``threads`` intra-op threads (default: ORT's).
+
+    Workers spin inside a run but stop at its end: otherwise an encoder's idle workers keep spinning while a
+    decoder runs on the same cores (first decode after an encode 89 ms instead of 43 ms).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -1,8 +1,9 @@
-"""Mask overlays, image grids, legends and data set previews (images and overlay videos).
+"""Colours and drawing: the palettes, mask overlays, image grids, captions and legends.
 
-Shared by ``synth``/``preview``, ``predict`` and ``report``: every function takes and returns uint8 RGB
-``HxWx3`` arrays, colours are RGB 0..255 tuples (or ``#rrggbb``), and later masks paint over earlier ones,
-as in ``CocoDataset.semantic_mask`` (DESIGN: later annotations win).
+The only place colours live (DESIGN): data, inference, evaluation and reports take their display colours
+from here. Every function takes and returns uint8 RGB ``HxWx3`` arrays, colours are RGB 0..255 tuples (or
+``#rrggbb``), and later masks paint over earlier ones, as in ``CocoDataset.semantic_mask`` (DESIGN: later
+annotations win). Data set previews (frames + masks from a data set) are ``data/preview.py``.
 """
 
 from __future__ import annotations
@@ -10,16 +11,58 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from .data.coco import PALETTE  # fallback colours by index (class index or instance order)
-from .io import to_rgb_uint8, write_image
+from .io import to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
 ColorLike = Sequence[int] | Sequence[float] | str
+RGB = tuple[int, int, int]
+
+#: distinct, colour-blind-friendly-ish palette for classes / instances / categories without a colour
+PALETTE: list[RGB] = [
+    (0, 255, 0), (255, 64, 64), (64, 128, 255), (255, 200, 0), (200, 0, 255), (0, 230, 230),
+    (255, 128, 0), (128, 255, 128), (255, 0, 128), (160, 100, 40), (100, 160, 255), (230, 230, 230),
+    (0, 128, 64), (128, 0, 0), (0, 0, 160), (128, 128, 0),
+]  # fmt: skip
+
+#: category colours the synthetic generator writes (instruments in ``INSTRUMENT_STYLES`` order, then polyp)
+SYNTHETIC_CATEGORY_COLORS: list[RGB] = [
+    (0, 200, 255), (255, 200, 0), (160, 80, 255), (255, 90, 40), (60, 220, 90), (255, 60, 200),
+    (255, 255, 120),
+]  # fmt: skip
+
+#: colours of prompted masks and their boxes, by prompt order (``segment`` overlays)
+PROMPT_COLORS: list[RGB] = [
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230),
+]  # fmt: skip
+
+#: error map colours of a foreground comparison: true positive, false positive, false negative
+ERROR_COLORS: dict[str, RGB] = {"tp": (40, 170, 60), "fp": (220, 50, 50), "fn": (50, 90, 230)}
+
+
+def palette_color(index: int) -> RGB:
+    """``PALETTE`` colour number ``index`` (wrapping around)."""
+    return PALETTE[index % len(PALETTE)]
+
+
+def colorize_labels(labels: np.ndarray) -> np.ndarray:
+    """HxW label map -> uint8 RGB: 0 black, label k the ``PALETTE`` colour of class k (values clipped to 255)."""
+    lut = np.array([(0, 0, 0)] + [palette_color(i) for i in range(255)], dtype=np.uint8)
+    return lut[np.clip(labels.astype(np.int64), 0, 255)]
+
+
+def error_map(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """uint8 RGB map of two HxW foreground masks: ``ERROR_COLORS`` for TP / FP / FN, black elsewhere."""
+    g, q = np.asarray(gt, bool), np.asarray(pred, bool)
+    out = np.zeros((*g.shape, 3), np.uint8)
+    out[g & q] = ERROR_COLORS["tp"]
+    out[q & ~g] = ERROR_COLORS["fp"]
+    out[g & ~q] = ERROR_COLORS["fn"]
+    return out
 
 
 def to_color(color: ColorLike) -> tuple[int, int, int]:
@@ -41,7 +84,7 @@ def _as_label_map(masks: np.ndarray, colors) -> tuple[np.ndarray, dict[int, tupl
     label = np.zeros(masks.shape[1:], np.int32)
     for i in range(n):
         label[masks[i].astype(bool, copy=False)] = i + 1
-    cols = list(colors) if colors is not None else [PALETTE[i % len(PALETTE)] for i in range(n)]
+    cols = list(colors) if colors is not None else [palette_color(i) for i in range(n)]
     if len(cols) < n:
         raise ValueError(f"{n} masks but {len(cols)} colours")
     return label, {i + 1: to_color(cols[i]) for i in range(n)}
@@ -71,7 +114,7 @@ def overlay(
         label = masks.astype(np.int32, copy=False)
         if colors is None:
             present = [int(v) for v in np.unique(label) if v > 0]
-            cmap = {v: PALETTE[(v - 1) % len(PALETTE)] for v in present}
+            cmap = {v: palette_color(v - 1) for v in present}
         elif isinstance(colors, Mapping):
             cmap = {int(k): to_color(c) for k, c in colors.items()}
         else:
@@ -207,84 +250,3 @@ def legend_strip(
                 cv2.LINE_AA,
             )
     return out
-
-
-def overlay_image(ds, image_id: int, alpha: float = 0.5, contours: bool = True) -> np.ndarray:
-    """An image of a ``CocoDataset`` with its instance masks overlaid in category colours."""
-    img = ds.load_image(image_id)
-    masks, cids, _ = ds.instance_masks(image_id)
-    return overlay(img, masks, [ds.category_color(c) for c in cids], alpha=alpha, contours=contours)
-
-
-def _pick_frames(ds, max_frames: int) -> list[int]:
-    """Up to ``max_frames`` image ids spread evenly over videos and over frames within each video."""
-    groups = [frames for _, frames in ds.iter_videos() if frames]
-    loose = [i for i, im in ds.images.items() if im.get("video_id") is None]
-    if loose:
-        groups.append(loose)
-    if not groups or max_frames < 1:
-        return []
-    per = [max(1, max_frames // len(groups))] * len(groups)
-    picked: list[int] = []
-    for frames, k in zip(groups, per):
-        k = min(k, len(frames))
-        idx = np.linspace(0, len(frames) - 1, k).round().astype(int)
-        picked.extend(frames[i] for i in idx)
-    return picked[:max_frames]
-
-
-def preview(
-    data_path: str | Path,
-    out_dir: str | Path,
-    max_frames: int = 16,
-    video: bool = True,
-    alpha: float = 0.5,
-    cell_width: int = 368,
-) -> dict[str, list[Path] | Path]:
-    """Write ``preview.jpg`` (grid of frames with masks + legend) and one ``<video>_overlay.mp4`` per video.
-
-    Why: one look at a data set (synthetic or converted) shows whether masks sit on the right pixels.
-    Returns ``{"preview": path, "videos": [paths]}``.
-    """
-    from .data.coco import CocoDataset
-    from .errors import DataError
-    from .progress import track
-    from .video_io import VideoWriter
-
-    ds = CocoDataset.load(data_path)
-    if not ds.images:
-        raise DataError("data set has no images to preview", ds.path)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ids = _pick_frames(ds, max_frames)
-    tiles = []
-    for iid in ids:
-        im = ds.images[iid]
-        vname = ds.videos.get(im.get("video_id"), {}).get("name")
-        label = f"{vname} #{im.get('frame_index')}" if vname is not None else Path(im["file_name"]).name
-        tiles.append(caption(overlay_image(ds, iid, alpha), label))
-    h0, w0 = tiles[0].shape[:2]
-    cw = min(cell_width, w0)
-    ch = max(1, round(h0 * cw / w0))
-    sheet = grid(tiles, cell_size=(ch, cw))
-    cats = [(c.get("name", str(cid)), ds.category_color(cid)) for cid, c in sorted(ds.categories.items())]
-    if cats:
-        sheet = np.concatenate([sheet, legend_strip(cats, sheet.shape[1])], axis=0)
-    result: dict[str, list[Path] | Path] = {
-        "preview": write_image(out_dir / "preview.jpg", sheet, quality=90)
-    }
-    videos: list[Path] = []
-    if video:
-        for vid, frames in ds.iter_videos():
-            if not frames:
-                continue
-            v = ds.videos[vid]
-            name = str(v.get("name", vid)).replace("/", "_")
-            path = out_dir / f"{name}_overlay.mp4"
-            with VideoWriter(path, fps=float(v.get("fps", 25.0))) as writer:
-                for iid in track(frames, f"overlay {name}", total=len(frames)):
-                    writer.write(overlay_image(ds, iid, alpha))
-            videos.append(path)
-    result["videos"] = videos
-    log.info("preview of %d frames and %d videos in %s", len(ids), len(videos), out_dir)
-    return result

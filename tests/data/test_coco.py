@@ -10,7 +10,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from scopeseg.data import rle as rle_utils
-from scopeseg.data.coco import CocoDataset, load_dataset, write_relocated
+from scopeseg.data.coco import CocoDataset, load_dataset
+from scopeseg.data.ops import write_relocated
 from scopeseg.errors import DataError
 
 

@@ -157,17 +157,12 @@ def test_cli_synth_and_preview(tmp_path, capsys):
             "-q",
             "synth",
             str(out),
-            "--videos",
-            "2",
-            "--frames",
-            "3",
-            "--size",
-            "96x128",
-            "--format",
-            "png",
-            "--no-polyps",
-            "--splits",
-            "train=0.5,val=0.5",
+            "videos=2",
+            "frames=3",
+            "size=96x128",
+            "image_format=png",
+            "polyp_prob=0",
+            "splits=train=0.5,val=0.5",
         ]
     )
     text = capsys.readouterr().out
@@ -185,9 +180,7 @@ def test_cli_synth_and_preview(tmp_path, capsys):
     ]
 
 
-@pytest.mark.parametrize(
-    "bad", [["--size", "96"], ["--size", "axb"], ["--splits", "train"], ["--difficulty", "3"]]
-)
+@pytest.mark.parametrize("bad", [["size=96"], ["size=axb"], ["splits=train"], ["difficulty=3"]])
 def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys, bad):
     rc = main(["synth", str(tmp_path / "x"), *bad])
     err = capsys.readouterr().err

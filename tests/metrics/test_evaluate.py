@@ -148,19 +148,16 @@ def test_save_results_and_report(data, tmp_path):
 
 def test_cli_evaluate_and_errors(data, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert (
-        main(["evaluate", str(data["gt"]), str(data["results"]), "--protocol", "endovis", "--out", str(out)])
-        == 0
-    )
+    assert main(["evaluate", str(data["gt"]), str(data["results"]), "protocol=endovis", str(out)]) == 0
     assert (out / "metrics.json").is_file() and (out / "report.html").is_file()
     bad = json.loads(data["results"].read_text())
     bad[1]["category_id"] = 99
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     capsys.readouterr()
-    assert main(["evaluate", str(data["gt"]), str(tmp_path / "bad.json"), "--protocol", "coco"]) == 2
+    assert main(["evaluate", str(data["gt"]), str(tmp_path / "bad.json"), "protocol=coco"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "99" in err[0]
-    assert main(["evaluate", str(data["gt"]), str(data["results"]), "--protocol", "nope"]) == 2
+    assert main(["evaluate", str(data["gt"]), str(data["results"]), "protocol=nope"]) == 2
     assert main(["evaluate", str(data["gt"]), str(data["results"]), "tolerance=abc"]) == 2
     assert main(["evaluate", str(data["gt"]), str(data["results"]), "bogus=1"]) == 2
 
@@ -186,7 +183,7 @@ def test_tune_threshold_finds_the_generating_threshold(tmp_path, capsys):
     (tmp_path / "g").mkdir()
     for i in range(4):
         cv2.imwrite(str(tmp_path / "g" / f"m{i}.png"), gts[f"m{i}"].astype(np.uint8) * 255)
-    assert main(["tune-threshold", str(tmp_path / "p"), str(tmp_path / "g"), "--thresholds", "0.3,0.58"]) == 0
+    assert main(["tune-threshold", str(tmp_path / "p"), str(tmp_path / "g"), "thresholds=0.3,0.58"]) == 0
     assert "threshold 0.58" in capsys.readouterr().out
 
 
@@ -237,7 +234,7 @@ def test_tune_threshold_on_a_saved_model(tmp_path, monkeypatch):
     """The model path streams Predictor probabilities over a COCO data set; the engine is a stand-in (creating a
     real network costs ~20 s here), so the check is that it equals the probability-map path on the same maps."""
     from scopeseg.evaluate import tune_threshold_model
-    from scopeseg.inference import predictor as predictor_mod
+    from scopeseg.inference import semantic as predictor_mod
 
     def engine(batch: np.ndarray) -> np.ndarray:  # NCHW image -> N1HW logits: brighter red = more "tool"
         return (batch[:, :1] - 0.5) * 8.0
@@ -263,7 +260,7 @@ def test_tune_threshold_on_a_saved_model(tmp_path, monkeypatch):
     want = tune_threshold(probs, [ds.semantic_mask(i) for i in ds.images], [0.3, 0.5, 0.9], [0, 3])
     assert [g["score"] for g in r["grid"]] == pytest.approx([g["score"] for g in want["grid"]])
     assert r["best"]["score"] == 1.0
-    assert main(["tune-threshold", str(tmp_path / "model"), str(tmp_path), "--thresholds", "0.5"]) == 0
+    assert main(["tune-threshold", str(tmp_path / "model"), str(tmp_path), "thresholds=0.5"]) == 0
 
 
 REAL = Path("/work/shared/data")
@@ -302,3 +299,57 @@ def test_real_polyp_masks_against_monai(tmp_path):
         assert same(monai_hausdorff(p, g, None, 95), ref_hd, 1e-5)
         row = next(x for x in r.items if x["item"] == f.stem)
         assert same(row["nsd"], ref_nsd, 1e-5)  # DeepMind NSD == MONAI use_subvoxels NSD
+
+
+def test_score_pairs_is_the_file_path_of_every_pixel_protocol(data):
+    """``score_pairs`` on the label maps ``load_pairs`` reads gives exactly ``run_protocol``'s numbers."""
+    from scopeseg.metrics.inputs import load_pairs
+    from scopeseg.metrics.protocols import PROTOCOLS, run_protocol, score_pairs
+
+    pairs, info = load_pairs(data["gt"], data["results"])
+    for name in ("binary", "endovis", "semantic", "video"):
+        files = run_protocol(name, data["gt"], data["results"])
+        memory = score_pairs(name, pairs, info["classes"])
+        assert json.dumps(memory.metrics, sort_keys=True) == json.dumps(files.metrics, sort_keys=True), name
+        assert memory.items == files.items and memory.conventions == files.conventions
+    fast = score_pairs("binary", pairs, surface=False)
+    assert [r["dice"] for r in fast.items] == [
+        r["dice"] for r in run_protocol("binary", data["gt"], data["results"]).items
+    ]
+    assert "nsd" not in fast.items[0] and "mean_nsd" not in fast.metrics and fast.primary == ["dice"]
+    for name in ("coco", "tapis-map50"):
+        assert PROTOCOLS[name].score is None
+        with pytest.raises(ConfigError, match="scores files"):
+            score_pairs(name, pairs)
+    with pytest.raises(ConfigError, match="in-memory pairs are scored as given"):
+        score_pairs("binary", pairs, categories="hook")
+    with pytest.raises(DataError, match="no label-map pairs"):
+        score_pairs("binary", [])
+
+
+def test_binary_categories_keep_only_the_selected_ground_truth(data, capsys):
+    """``categories=`` scores a one-category model against that category only (others become background)."""
+    from scopeseg.metrics.inputs import Pair
+    from scopeseg.metrics.protocols import score_pairs
+
+    ds = data["ds"]
+    hook = ds.class_map()[4]
+    r = evaluate(data["gt"], data["pred_masks"], "binary", categories="[hook]")
+    want = [Pair(row["item"], np.where(g == hook, g, 0), p) for row, (g, p) in zip(r.items, _pairs(data))]
+    assert [x["dice"] for x in r.items] == [x["dice"] for x in score_pairs("binary", want).items]
+    # vid1/frame002 has no hook in the ground truth: its predicted hook is all false positive
+    last = r.items[-1]
+    assert last["item"] == "vid1/frame002" and math.isnan(last["recall"]) and last["dice"] == 0.0
+    assert "of categories hook" in r.conventions["dice/iou/precision/recall"]
+    as_list = evaluate(data["gt"], data["pred_masks"], "binary", categories=["hook"])
+    assert json.dumps(as_list.items) == json.dumps(r.items)
+    with pytest.raises(DataError, match="nope"):
+        evaluate(data["gt"], data["pred_masks"], "binary", categories="nope")
+    with pytest.raises(ConfigError, match="needs a COCO ground truth"):
+        evaluate(data["gt_masks"], data["pred_masks"], "binary", categories="hook")
+    assert (
+        main(["evaluate", str(data["gt"]), str(data["pred_masks"]), "categories=[hook]", "surface=false"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"mean_dice: {r.metrics['mean_dice']:.4f}" in out and "mean_nsd" not in out

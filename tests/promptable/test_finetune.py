@@ -31,7 +31,6 @@ def test_finetune_learns_and_writes_a_loadable_checkpoint(blob_data, tmp_path):
     from scopeseg.inference.prompt import PromptPredictor
     from scopeseg.io import read_image
     from scopeseg.models.sam.model import TINY_ARCH
-    from scopeseg.train import promptable as _promptable  # noqa: F401 - registers the task
     from scopeseg.train import train
 
     cfg = build_config(
@@ -70,9 +69,8 @@ def test_frozen_encoder_is_unchanged_and_encoded_once_per_image(blob_data, tmp_p
     import torch
 
     from scopeseg.config import build_config
-    from scopeseg.models.registry import load_model
+    from scopeseg.models.checkpoints import load_model
     from scopeseg.models.sam.model import TINY_ARCH, PromptableSAM
-    from scopeseg.train import promptable as _promptable  # noqa: F401 - registers the task
     from scopeseg.train import train
 
     calls = []
@@ -120,7 +118,8 @@ def test_ddp_two_cpu_processes(blob_data, tmp_path):
     import subprocess
     import sys
 
-    from scopeseg.models.registry import create_model, load_model
+    from scopeseg.models.checkpoints import load_model
+    from scopeseg.models.registry import create_model
     from scopeseg.models.sam.model import TINY_ARCH
 
     arch = [f"model_args.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_ARCH.items()]

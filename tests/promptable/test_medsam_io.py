@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from scopeseg.errors import DataError
+from scopeseg.inference.engines import TorchPromptEngine
 from scopeseg.inference.medsam_io import infer_folder, read_case, segment_2d, segment_3d
-from scopeseg.inference.prompt import PromptPredictor, TorchPromptEngine
+from scopeseg.inference.prompt import PromptPredictor
 
 
 @pytest.fixture()
@@ -89,8 +90,9 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
     import json
 
     from scopeseg.cli import main
+    from scopeseg.data.coco import CocoDataset
     from scopeseg.io import read_image, write_image
-    from scopeseg.models.registry import save_pretrained
+    from scopeseg.models.checkpoints import save_pretrained
 
     ckpt = tmp_path / "ckpt"
     save_pretrained(tiny_model, ckpt)
@@ -102,21 +104,16 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
                 "segment",
                 str(ckpt),
                 str(tmp_path / "frame.png"),
-                "--box",
-                "10,10,60,50",
-                "--box",
-                "30,20,110,85",
-                "--point",
-                "40,30,1",
-                "--out",
                 str(out),
+                "boxes=[[10,10,60,50],[30,20,110,85]]",
+                "points=40,30,1",
             ]
         )
         == 0
     )
     labels = read_image(out / "masks" / "frame.png", mode="unchanged")
     assert labels.shape == (90, 120) and set(np.unique(labels)) <= {0, 1, 2}
-    preds = json.loads((out / "predictions.json").read_text())
+    preds = list(CocoDataset.load(out / "predicted").annotations.values())
     assert [p["prompt_index"] for p in preds] == [0, 1] and (out / "overlays" / "frame.jpg").is_file()
 
     prompts = tmp_path / "prompts.json"
@@ -127,31 +124,26 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
                 "segment",
                 str(ckpt),
                 str(tmp_path),
-                "--prompts",
-                str(prompts),
-                "--multimask",
-                "--out",
                 str(tmp_path / "seg2"),
-                "--no-overlays",
+                f"prompts={prompts}",
+                "multimask=true",
+                "overlays=false",
             ]
         )
         == 0
     )
 
     capsys.readouterr()
-    assert (
-        main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "10,10,160,50", "--out", str(out)])
-        == 2
-    )
+    assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), str(out), "boxes=10,10,160,50"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "frame.png" in err and "outside" in err
-    assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), "--box", "1,2,3"]) == 2
+    assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), str(tmp_path / "o"), "boxes=1,2,3"]) == 2
 
-    assert main(["medsam-infer", str(cases), str(tmp_path / "segs"), "--model", str(ckpt)]) == 0
+    assert main(["medsam-infer", str(ckpt), str(cases), str(tmp_path / "segs")]) == 0
     assert (tmp_path / "segs" / "efficiency.csv").is_file()
     np.savez(cases / "zz_bad.npz", img=np.zeros((4, 4)))
     capsys.readouterr()
-    assert main(["medsam-infer", str(cases), str(tmp_path / "segs"), "--model", str(ckpt)]) == 2
+    assert main(["medsam-infer", str(ckpt), str(cases), str(tmp_path / "segs")]) == 2
     assert "zz_bad.npz: missing key(s) imgs, boxes" in capsys.readouterr().err
 
 
@@ -161,7 +153,7 @@ def test_cli_segment_boxes_from_coco_ground_truth(tiny_model, scope_image, tmp_p
     from scopeseg.cli import main
     from scopeseg.data.coco import CocoDataset
     from scopeseg.io import write_image
-    from scopeseg.models.registry import save_pretrained
+    from scopeseg.models.checkpoints import save_pretrained
 
     ckpt = tmp_path / "ckpt"
     save_pretrained(tiny_model, ckpt)
@@ -174,9 +166,6 @@ def test_cli_segment_boxes_from_coco_ground_truth(tiny_model, scope_image, tmp_p
     m[20:60, 30:80] = True
     ds.add_annotation(img, cat, m)
     ds.save(data / "annotations.json")
-    assert (
-        main(["segment", str(ckpt), str(data), "--from-gt", "--jitter", "0.1", "--out", str(tmp_path / "o")])
-        == 0
-    )
-    preds = json.loads((tmp_path / "o" / "predictions.json").read_text())
+    assert main(["segment", str(ckpt), str(data), str(tmp_path / "o"), "from_gt=true", "jitter=0.1"]) == 0
+    preds = json.loads((tmp_path / "o" / "results.json").read_text())
     assert len(preds) == 1 and preds[0]["image_id"] == img and preds[0]["category_id"] == cat

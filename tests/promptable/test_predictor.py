@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from scopeseg.errors import DataError
-from scopeseg.inference.prompt import PromptPredictor, TorchPromptEngine
+from scopeseg.inference.engines import TorchPromptEngine
+from scopeseg.inference.prompt import PromptPredictor
 
 
 @pytest.fixture()
@@ -178,7 +179,7 @@ def test_box_rounding_follows_each_recipe(tiny_model, tiny_sam_model, scope_imag
 
 
 def test_save_pretrained_round_trip(tiny_model, scope_image, tmp_path):
-    from scopeseg.models.registry import save_pretrained
+    from scopeseg.models.checkpoints import save_pretrained
 
     save_pretrained(tiny_model, tmp_path / "ckpt")
     from scopeseg.models.sam.model import PromptableSAM
@@ -187,7 +188,7 @@ def test_save_pretrained_round_trip(tiny_model, scope_image, tmp_path):
     again.save_pretrained(tmp_path / "ckpt2")
     import json
 
-    assert json.loads(json.dumps(again.scopeseg_config)) == json.loads(json.dumps(tiny_model.scopeseg_config))
+    assert json.loads(json.dumps(again.config)) == json.loads(json.dumps(tiny_model.config))
     a = PromptPredictor(TorchPromptEngine(tiny_model))
     b = PromptPredictor.from_pretrained(tmp_path / "ckpt")
     for p in (a, b):

@@ -47,7 +47,8 @@ def tiny_report(disc_data, tmp_path_factory) -> Path:
     import torch
 
     from scopeseg.config import build_config
-    from scopeseg.train import SemanticTrainConfig, train
+    from scopeseg.train import train
+    from scopeseg.train.semantic import SemanticTrainConfig
 
     out = tmp_path_factory.mktemp("report_run")
     cfg = build_config(

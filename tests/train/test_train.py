@@ -13,7 +13,8 @@ import pytest
 from scopeseg.cli import main
 from scopeseg.config import build_config
 from scopeseg.errors import ConfigError, TrainingError
-from scopeseg.train import SemanticTrainConfig, train
+from scopeseg.train import train
+from scopeseg.train.semantic import SemanticTrainConfig
 
 BASE = [
     "model=unet-effb0",
@@ -135,17 +136,35 @@ def test_ddp_two_cpu_processes(disc_data, tmp_path):
     assert hp.is_file()
 
 
-def test_evaluation_scores_match_the_metrics_engine():
-    import numpy as np
+def test_validation_scores_are_the_protocols_and_average_over_ranks():
+    """``val_dice`` rows come from ``metrics.protocols`` (binary Dice; multi-class per-image mean Dice) and the
+    epoch mean sums scores and counts over ranks (a mean of per-rank means would differ here)."""
+    import math
 
-    from scopeseg.metrics.overlap import per_class_dice, per_class_iou
-    from scopeseg.train.evaluation import confusion, scores_from_confusion
+    import numpy as np
+    import torch
+
+    from scopeseg.metrics.overlap import dice, per_class_dice
+    from scopeseg.train.validation import RankMean, score_label_maps
 
     rng = np.random.default_rng(0)
-    gt = rng.integers(0, 4, (40, 50))
-    pred = np.where(rng.random((40, 50)) < 0.7, gt, rng.integers(0, 4, (40, 50)))
-    pred[pred == 3] = 0  # class 3 never predicted
-    s = scores_from_confusion(confusion(pred, gt, 5))  # class 4 absent from both -> NaN
-    np.testing.assert_allclose(s["dice"], per_class_dice(pred, gt, 5), equal_nan=True)
-    np.testing.assert_allclose(s["iou"], per_class_iou(pred, gt, 5), equal_nan=True)
-    assert np.isnan(s["dice"][4]) and s["dice"][3] == 0.0
+    gts = [rng.integers(0, 4, (20, 24)) for _ in range(3)]
+    preds = [np.where(rng.random(g.shape) < 0.7, g, rng.integers(0, 4, g.shape)) for g in gts]
+    rows = score_label_maps("semantic", gts, preds, num_classes=5)  # class 4 absent everywhere
+    for row, g, p in zip(rows, gts, preds):
+        assert row["mdice"] == pytest.approx(np.nanmean(per_class_dice(p, g, 5)[1:]), rel=1e-12)
+    binary = score_label_maps("binary", [g > 1 for g in gts], [p > 1 for p in preds], surface=False)
+    assert [r["dice"] for r in binary] == [dice(p > 1, g > 1) for g, p in zip(gts, preds)]
+    assert "nsd" not in binary[0]
+
+    class TwoRanks:  # the other rank scored two images: 0.0 and 1.0
+        root_device = torch.device("cpu")
+
+        def reduce(self, t, reduce_op):
+            assert reduce_op == "sum"
+            return t + torch.tensor([1.0, 2.0], dtype=t.dtype)
+
+    mean = RankMean()
+    mean.update([0.5, math.nan, 0.9, 0.7])  # NaN: undefined under the empty rule, left out
+    assert float(mean.compute(TwoRanks())) == pytest.approx((0.5 + 0.9 + 0.7 + 1.0) / 5)
+    assert mean.count == 0  # reset for the next epoch

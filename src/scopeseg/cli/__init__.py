@@ -2,6 +2,12 @@
 
 Each module in this package registers its commands with ``@command``; they are discovered here, so a new
 command is one new module. ``ScopesegError`` becomes one line on stderr and exit code 2.
+
+Grammar (one rule for every command): inputs and outputs are positionals; every setting of the job is a
+``key=value`` of the command's typed config (``preset=NAME`` where presets exist), given in any order after
+the command; ``--flags`` are left for modes that are no setting of the result: doing something else
+(``--list``), permission to replace or skip earlier outputs (``--overwrite``, ``--resume``) and what is
+reported on the terminal (``--json``, ``--max-lines``, ``-q``, ``-v``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +34,7 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
     arguments: list[tuple[tuple, dict]] = field(default_factory=list)
     overrides: bool = False
+    keys: Callable[[], str] | None = None  # lazy text of the config keys for --help (imports the library)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -42,16 +50,76 @@ def arg(*args: Any, **kwargs: Any):
     return deco
 
 
-def command(name: str, help: str, overrides: bool = False):
-    """Register ``fn(args) -> exit code`` as ``scopeseg NAME``; ``overrides`` adds trailing key=value items."""
+def command(name: str, help: str, overrides: bool = False, keys: Callable[[], str] | None = None):
+    """Register ``fn(args) -> exit code`` as ``scopeseg NAME``; ``overrides`` adds key=value items.
+
+    ``keys`` returns the text listing the config keys (called only for ``--help``: it may import the library).
+    """
 
     def deco(fn):
         COMMANDS[name] = Command(
-            name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides
+            name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides or keys is not None, keys
         )  # shared: @arg may come after
         return fn
 
     return deco
+
+
+def config_keys(module: str, name: str) -> Callable[[], str]:
+    """``keys=`` for ``@command``: the fields of config class ``module:name`` with their defaults."""
+
+    def text() -> str:
+        cls = getattr(importlib.import_module(module), name)
+        lines = [f"{cls.__name__} keys (key=value):"]
+        for key, f in cls.model_fields.items():
+            default = f.get_default(call_default_factory=True)
+            lines.append(f"  {key}={default!r}  ({_type_name(f.annotation)})")
+        return "\n".join(lines)
+
+    return text
+
+
+def _type_name(t: Any) -> str:
+    """``int | None``, ``list[str]``, ``Literal['a', 'b']`` for a config field's annotation."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if t is type(None):
+        return "None"
+    name = getattr(origin or t, "__name__", str(t))
+    return f"{name}[{', '.join(_type_name(a) for a in args)}]" if args else name
+
+
+def build_config_of(cls: type, overrides: list[str], what: str) -> Any:
+    """The typed config ``cls`` from a command's ``key=value`` items (one parser: ``config.parse_overrides``)."""
+    from ..config import build_config
+
+    try:
+        return build_config(cls, overrides=overrides)
+    except ScopesegError as e:
+        raise type(e)(f"scopeseg {what}: {e}") from None
+
+
+#: a key=value item: an identifier (dots for nested keys), then "="
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split the arguments after a command into (argparse arguments, key=value items).
+
+    Why: key=value items may stand anywhere after the command, also before or between positionals.
+    """
+    rest, items = [], []
+    for a in argv:
+        (items if OVERRIDE.match(a) else rest).append(a)
+    return rest, items
 
 
 def _discover() -> None:
@@ -61,8 +129,14 @@ def _discover() -> None:
 
 
 class _Parser(argparse.ArgumentParser):
+    keys: Callable[[], str] | None = None
+
     def error(self, message: str):  # one line, exit 2 (argparse's own code), no usage dump
         raise ScopesegError(f"{self.prog}: {message}")
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        return f"{text}\n{self.keys()}\n" if self.keys is not None else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in sorted(COMMANDS):
         cmd = COMMANDS[name]
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p.keys = cmd.keys
         for a, kw in cmd.arguments:
             p.add_argument(*a, **kw)
         if cmd.overrides:
@@ -84,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "overrides",
                 nargs="*",
                 metavar="key=value",
-                help="config overrides (preset=NAME picks a preset)",
+                help="settings of the job, anywhere after the command (listed below)",
             )
         # -q/-v are accepted after the command too
         p.add_argument(
@@ -111,27 +186,26 @@ def _setup_logging(quiet: bool, verbose: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    argv = sys.argv[1:] if argv is None else argv
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     try:
         parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-        # key=value overrides may also follow --options (argparse stops the nargs="*" positional at them)
-        takes_overrides = bool(args.command) and COMMANDS[args.command].overrides
-        if extra and takes_overrides and not any(e.startswith("-") for e in extra):
-            args.overrides = list(args.overrides) + extra
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        at = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+        items: list[str] = []
+        if at is not None and COMMANDS[argv[at]].overrides:
+            rest, items = split_overrides(argv[at + 1 :])
+            argv = argv[: at + 1] + rest
+        args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 0
         _setup_logging(args.quiet, args.verbose)
         cmd = COMMANDS[args.command]
         if cmd.overrides:
-            bad = [o for o in args.overrides if "=" not in o]
-            if bad:
+            if args.overrides:  # a bare word where argparse took a positional: not key=value
                 raise ScopesegError(
-                    f"scopeseg {cmd.name}: unexpected argument {bad[0]!r} (overrides are key=value)"
+                    f"scopeseg {cmd.name}: unexpected argument {args.overrides[0]!r} (settings are key=value)"
                 )
+            args.overrides = items
         code = cmd.run(args)
         return int(code or 0)
     except ScopesegError as e:

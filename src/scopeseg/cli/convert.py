@@ -1,4 +1,4 @@
-"""``scopeseg convert``: foreign data formats <-> the canonical data set (thin shell over data.formats)."""
+"""``scopeseg convert SRC DST from=FORMAT to=FORMAT key=value...``: thin shell over ``data.formats.convert``."""
 
 from __future__ import annotations
 
@@ -8,29 +8,37 @@ import sys
 from . import arg, command
 
 
-@arg("src", nargs="?", help="input: a foreign data set (folder/file), or a canonical data set with --to")
+def _format_keys() -> str:
+    """Every format's options, read from its functions' signatures (the format's typed config)."""
+    import inspect
+
+    from ..data.formats import get_format, list_formats
+
+    lines = ["keys: from=FORMAT (default: detected) to=FORMAT (default: coco), then the format's options:"]
+    for f in list_formats():
+        mod = get_format(f["name"])
+        for fn_name in ("to_coco", "from_coco"):
+            fn = getattr(mod, fn_name, None)
+            if fn is not None:
+                ps = inspect.signature(fn).parameters.values()
+                opts = " ".join(
+                    f"{p.name}={p.default!r}" for p in ps if p.name not in ("src", "dst", "overwrite")
+                )
+                lines.append(f"  {f['name']:<16} {fn_name:<9} {opts or '-'}")
+    return "\n".join(lines)
+
+
+@arg("src", nargs="?", help="input: a foreign data set (folder/file), or a canonical data set with to=FORMAT")
 @arg("dst", nargs="?", help="output folder (or file for prediction formats)")
-@arg("--from", dest="from_format", metavar="FORMAT", help="input format (auto-detected when unambiguous)")
-@arg("--to", dest="to_format", metavar="FORMAT", help="output format (default: coco, the canonical data set)")
-@arg(
-    "--mapping", metavar="JSON", help='class mapping {"source name": "new name" | null} to rename/merge/drop'
-)
-@arg("--classes", metavar="JSON", help="class table (ids, names, colors) for index/color masks")
-@arg("--mask-mode", choices=["auto", "binary", "index", "color"], help="how mask pixel values encode classes")
-@arg(
-    "--ignore-value", type=int, metavar="V", help="mask value left unlabelled (e.g. 255) in class-index masks"
-)
-@arg("--npz-key", dest="key", choices=["auto", "gts", "segs"], help="MedSAM npz array holding the masks")
-@arg("--labels", choices=["binary", "parts", "type"], help="EndoVis 2017 label set")
-@arg("--masks", dest="masks", choices=["watershed", "color"], help="CholecSeg8k mask kind to read/write")
-@arg("--flavor", choices=["sam2", "tapis"], help="COCO-video field names to write")
-@arg("--gt", metavar="COCO", help="ground-truth data set (image ids, sizes, classes) for prediction formats")
-@arg("--stride", type=int, metavar="N", help="keep every N-th video frame")
-@arg("--crop", action="store_true", default=None, help="EndoVis 2017: crop 1920x1080 frames to 1280x1024")
 @arg("--overwrite", action="store_true", default=None, help="replace an existing output")
 @arg("--list", dest="list_formats", action="store_true", help="list the formats and exit")
-@command("convert", help="convert data sets between foreign formats and the canonical COCO+RLE data set")
+@command(
+    "convert",
+    help="convert data sets between foreign formats and the canonical COCO+RLE data set",
+    keys=_format_keys,
+)
 def _convert(args: argparse.Namespace) -> int:
+    from ..config import parse_overrides
     from ..data.formats import convert, list_formats
     from ..errors import ConfigError
 
@@ -41,21 +49,9 @@ def _convert(args: argparse.Namespace) -> int:
         return 0
     if not args.src or not args.dst:
         raise ConfigError("scopeseg convert: SRC and DST are required (or --list)")
-    opts = {
-        "mapping": args.mapping,
-        "classes": args.classes,
-        "mask_mode": args.mask_mode,
-        "ignore_value": args.ignore_value,
-        "key": args.key,
-        "labels": args.labels,
-        "masks": args.masks,
-        "flavor": args.flavor,
-        "gt": args.gt,
-        "stride": args.stride,
-        "crop": args.crop,
-        "overwrite": args.overwrite,
-    }
-    report = convert(args.src, args.dst, args.from_format, args.to_format, **opts)
+    opts = parse_overrides(args.overrides)
+    src_fmt, dst_fmt = opts.pop("from", None), opts.pop("to", None)
+    report = convert(args.src, args.dst, src_fmt, dst_fmt, overwrite=args.overwrite, **opts)
     for line in report.lines():
         print(line, file=sys.stderr if line.lstrip().startswith("warning:") else sys.stdout)
     return 0

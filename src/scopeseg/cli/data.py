@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import ConfigError
-from . import arg, command
+from . import arg, build_config_of, command, config_keys
 
 MAX_LINES = 20
 
@@ -61,7 +60,8 @@ def _print_report(report, max_lines: int, title: str = "validation") -> None:
     "validate", help="check a data set (images, masks, ids, frames); exit 2 on errors; --fix repairs a copy"
 )
 def _validate(args: argparse.Namespace) -> int:
-    from ..data.coco import CocoDataset, write_relocated
+    from ..data.coco import CocoDataset
+    from ..data.ops import write_relocated
     from ..data.validate import fix, validate
     from ..io import write_json
 
@@ -144,26 +144,21 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fractions(text: str) -> dict[str, float]:
-    from ..config import parse_fractions
-
-    return parse_fractions(text, "--fractions")
-
-
 @arg("data", help="data set folder (with annotations.json) or COCO JSON file")
 @arg("out", help="output JSON path or folder (in a folder containing the images)")
-@arg(
-    "--fractions",
-    default="train=0.8,val=0.1,test=0.1",
-    help="name=fraction,... (default train=0.8,val=0.1,test=0.1)",
+@command(
+    "split",
+    help="assign a split to every image, by video (no video crosses splits); writes a copy",
+    keys=config_keys("scopeseg.data.selection", "SplitConfig"),
 )
-@arg("--seed", type=int, default=0, help="shuffle seed (same seed, same split)")
-@command("split", help="assign a split to every image, by video (no video crosses splits); writes a copy")
 def _split(args: argparse.Namespace) -> int:
-    from ..data.coco import CocoDataset, write_relocated
+    from ..data.coco import CocoDataset
+    from ..data.ops import write_relocated
+    from ..data.selection import SplitConfig, assign_splits
 
+    cfg = build_config_of(SplitConfig, args.overrides, "split")
     ds = CocoDataset.load(args.data)
-    parts = ds.assign_splits(_fractions(args.fractions), seed=args.seed)
+    parts = assign_splits(ds, cfg)
     out = write_relocated(ds, args.out)
     for name, ids in parts.items():
         videos = {ds.images[i].get("video_id") for i in ids} - {None}
@@ -173,10 +168,11 @@ def _split(args: argparse.Namespace) -> int:
 
 
 @arg("inputs", nargs="+", metavar="DATA", help="data sets to merge (folders or COCO JSON files)")
-@arg("--out", required=True, help="output JSON path or folder (in a folder containing every input's images)")
+@arg("out", help="output JSON path or folder (in a folder containing every input's images)")
 @command("merge", help="merge data sets: categories unified by name, ids and videos renumbered")
 def _merge(args: argparse.Namespace) -> int:
-    from ..data.coco import CocoDataset, output_json_path
+    from ..data.coco import CocoDataset
+    from ..data.records import output_json_path
 
     out_json = output_json_path(args.out)
     merged = CocoDataset.merge([CocoDataset.load(p) for p in args.inputs], root=out_json.parent.resolve())
@@ -186,44 +182,20 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ids(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
-
-
 @arg("data", help="data set folder (with annotations.json) or COCO JSON file")
 @arg("out", help="output JSON path or folder (in a folder containing the images)")
-@arg(
-    "--categories",
-    metavar="NAMES",
-    help="comma-separated category names to keep (others' annotations dropped)",
+@command(
+    "filter",
+    help="keep a subset of a data set (categories, videos, images, split); writes a copy",
+    keys=config_keys("scopeseg.data.selection", "FilterConfig"),
 )
-@arg("--videos", metavar="IDS", help="comma-separated video ids or names to keep")
-@arg("--images", metavar="IDS", help="comma-separated image ids to keep")
-@arg("--split", help="keep one split")
-@arg("--drop-empty", action="store_true", help="with --categories: drop images left without annotations")
-@command("filter", help="keep a subset of a data set (categories, videos, images, split); writes a copy")
 def _filter(args: argparse.Namespace) -> int:
-    from ..data.coco import CocoDataset, write_relocated
+    from ..data.coco import CocoDataset
+    from ..data.ops import write_relocated
+    from ..data.selection import FilterConfig, select
 
-    ds = CocoDataset.load(args.data)
-    videos = None
-    if args.videos is not None:
-        by_name = {str(v.get("name")): vid for vid, v in ds.videos.items()}
-        by_text = {str(vid): vid for vid in ds.videos}
-        videos = []
-        for t in _ids(args.videos) or []:
-            if t not in by_text and t not in by_name:
-                raise ConfigError(f"--videos: unknown video {t!r}; videos: {sorted(by_name)}")
-            videos.append(by_text.get(t, by_name.get(t)))
-    images = None
-    if args.images is not None:
-        by_text = {str(i): i for i in ds.images}
-        unknown = [t for t in _ids(args.images) or [] if t not in by_text]
-        if unknown:
-            raise ConfigError(f"--images: unknown image id(s) {', '.join(unknown[:5])}")
-        images = [by_text[t] for t in _ids(args.images) or []]
-    out_ds = ds.filter(image_ids=images, video_ids=videos, split=args.split, category_names=_ids(args.categories),
-                       keep_empty=not args.drop_empty)  # fmt: skip
+    cfg = build_config_of(FilterConfig, args.overrides, "filter")
+    out_ds = select(CocoDataset.load(args.data), cfg)
     out = write_relocated(out_ds, args.out)
     print(f"written {out}: {len(out_ds.images)} images, {len(out_ds.annotations)} annotations")
     return 0

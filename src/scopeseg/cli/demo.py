@@ -36,8 +36,8 @@ def _demo(args) -> int:
     )
     s = res["held_out"]
     print(
-        f"[demo] held-out binary instrument Dice: {s['dice_mean_per_image']:.4f} (mean per frame), "
-        f"{s['dice_pooled_foreground']:.4f} (pooled); IoU {s['iou_mean_per_image']:.4f}"
+        f"[demo] held-out binary instrument Dice: {s['dice_mean_per_image']!r} (mean per frame, protocol "
+        f"{s['protocol']}: scopeseg evaluate gives the same); IoU {s['mean_iou']:.4f}, NSD {s['mean_nsd']:.4f}"
     )
     print(
         f"[demo] trained {res['epochs']} epochs in {res['train_seconds']:.0f} s; total {res['total_seconds']:.0f} s"

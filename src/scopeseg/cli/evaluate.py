@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-from . import arg, command
+from . import arg, build_config_of, command, config_keys
 
 
 def _fmt(v) -> str:
@@ -15,25 +14,38 @@ def _fmt(v) -> str:
     return str(v)
 
 
-@arg("gt", help="ground truth: COCO JSON / data-set folder, mask folder, or MedSAM npz folder (gts)")
-@arg("pred", help="predictions: COCO results JSON, mask folder, npz folder (segs), or TAPIS frame JSON")
+def _protocol_keys() -> str:
+    from ..evaluate import describe_protocols
+
+    lines = ["keys: protocol=NAME (default binary), then that protocol's parameters (key=default):"]
+    for p in describe_protocols():
+        params = " ".join(f"{k}={v!r}" for k, v in p["params"].items()) or "-"
+        lines.append(f"  {p['name']:<14} {params}")
+    return "\n".join(lines)
+
+
 @arg(
-    "--protocol",
-    default="binary",
-    help="binary, medsam-laptop, endovis, semantic, coco, tapis-map50, video; trailing key=value items set its "
-    "parameters (binary: tolerance percentile convention empty spacing score_thr; medsam-laptop: variant "
-    "tolerance; endovis: num_classes; semantic: num_classes ignore_index; coco: iou_type; video: "
-    "skip_first_last bound_th)",
+    "gt",
+    help="ground truth: COCO JSON / data-set folder, mask folder, or MedSAM npz folder (gts)",
 )
-@arg("--out", metavar="DIR", default=None, help="write metrics.json, per_item.csv and report.html here")
+@arg(
+    "pred",
+    help="predictions: a predicted data set folder (predict/segment OUT/predicted), COCO results JSON, mask "
+    "folder, npz folder (segs), or TAPIS frame JSON",
+)
+@arg("out", nargs="?", default=None, help="optional folder for metrics.json, per_item.csv and report.html")
 @command(
-    "evaluate", help="score predictions against ground truth under a named metric protocol", overrides=True
+    "evaluate",
+    help="score predictions against ground truth under a named metric protocol (protocol=NAME key=value...)",
+    keys=_protocol_keys,
 )
 def _evaluate(args) -> int:
+    from ..config import parse_overrides
     from ..evaluate import evaluate, save_results
 
-    overrides = dict(o.split("=", 1) for o in args.overrides)
-    result = evaluate(args.gt, args.pred, args.protocol, **overrides)
+    params = parse_overrides(args.overrides)
+    protocol = str(params.pop("protocol", "binary"))
+    result = evaluate(args.gt, args.pred, protocol, **params)
     print(f"protocol {result.protocol}: {len(result.items)} items")
     for k, v in result.metrics.items():
         if isinstance(v, dict):
@@ -51,31 +63,25 @@ def _evaluate(args) -> int:
     help="folder of .npy/.npz float probability maps named like the GT masks, or a saved model folder",
 )
 @arg("gt", help="mask folder (or COCO data set) with the matching ground truth")
-@arg("--thresholds", default=None, help="comma-separated thresholds (default 0.10,0.15,...,0.90)")
-@arg("--kernels", default="0,3,5", help="comma-separated opening kernel sizes (0 = none)")
-@arg("--metric", default="dice", choices=["dice", "iou"], help="per-image score to maximise (mean)")
-@arg("--out", metavar="FILE", default=None, help="write the full grid as JSON")
+@arg("out", nargs="?", default=None, help="optional JSON file for the full grid")
 @command(
-    "tune-threshold", help="grid-search probability threshold and opening kernel on saved probability maps"
+    "tune-threshold",
+    help="grid-search probability threshold and opening kernel on saved probability maps",
+    keys=config_keys("scopeseg.evaluate", "TuneConfig"),
 )
 def _tune(args) -> int:
-    from ..errors import ConfigError
-    from ..evaluate import tune_threshold_folders
+    from ..evaluate import TuneConfig, tune_threshold_folders
     from ..io import write_json
 
-    try:
-        thresholds = None if args.thresholds is None else [float(t) for t in args.thresholds.split(",") if t]
-        kernels = [int(k) for k in args.kernels.split(",") if k]
-    except ValueError:
-        raise ConfigError("--thresholds / --kernels must be comma-separated numbers") from None
-    r = tune_threshold_folders(args.probs, args.gt, thresholds, kernels, args.metric)
+    cfg = build_config_of(TuneConfig, args.overrides, "tune-threshold")
+    r = tune_threshold_folders(args.probs, args.gt, cfg.thresholds, cfg.kernels, cfg.metric)
     b = r["best"]
     print(
         f"best {r['metric']} {b['score']:.4f} at threshold {b['threshold']:g}, opening kernel {b['kernel']} "
         f"({r['num_items']} items, {len(r['grid'])} settings)"
     )
     if args.out:
-        write_json(Path(args.out), r, indent=2)
+        write_json(args.out, r, indent=2)
         print(f"wrote {args.out}")
     else:
         print(json.dumps(b))

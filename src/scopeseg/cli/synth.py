@@ -4,47 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..config import parse_fractions
 from ..errors import ConfigError
-from . import arg, command
-
-
-def parse_splits(text: str | None) -> dict[str, float] | None:
-    """``--splits train=0.75,val=0.25`` -> ``{"train": 0.75, "val": 0.25}`` (None when not given)."""
-    return parse_fractions(text, "--splits") if text else None
+from . import arg, build_config_of, command, config_keys
 
 
 @arg("out", help="output folder (created; an earlier synthetic data set there is replaced)")
-@arg("--videos", type=int, default=8, help="number of videos (default 8)")
-@arg("--frames", type=int, default=60, help="frames per video (default 60)")
-@arg("--size", default="480x736", help="frame size HEIGHTxWIDTH (default 480x736)")
-@arg("--seed", type=int, default=0, help="data set seed; video k is the same whatever --videos is")
-@arg(
-    "--difficulty",
-    type=float,
-    default=0.5,
-    help="0..1: blur, smoke, lighting and glare strength (default 0.5)",
+@command(
+    "synth",
+    help="generate synthetic endoscopy videos with exact instance masks (COCO-video + mp4)",
+    keys=config_keys("scopeseg.data.synthetic", "SynthConfig"),
 )
-@arg("--format", dest="image_format", choices=["jpg", "png"], default="jpg", help="frame image format")
-@arg("--no-polyps", action="store_true", help="no polyp blobs")
-@arg("--splits", default=None, help="assign splits by video, e.g. train=0.75,val=0.25")
-@command("synth", help="generate synthetic endoscopy videos with exact instance masks (COCO-video + mp4)")
 def _synth(args) -> int:
-    from ..config import validate_config
     from ..data.synthetic import SynthConfig, generate
 
-    data = {
-        "videos": args.videos,
-        "frames": args.frames,
-        "size": args.size,
-        "seed": args.seed,
-        "difficulty": args.difficulty,
-        "image_format": args.image_format,
-        "splits": parse_splits(args.splits),
-    }
-    if args.no_polyps:
-        data["polyp_prob"] = 0.0
-    cfg = validate_config(SynthConfig, data, "scopeseg synth options")
+    cfg = build_config_of(SynthConfig, args.overrides, "synth")
     ds = generate(args.out, cfg)
     per_cat = Counter(a["category_id"] for a in ds.annotations.values())
     print(
@@ -64,7 +37,7 @@ def _synth(args) -> int:
 @arg("--no-video", action="store_true", help="skip the overlay videos")
 @command("preview", help="preview a data set: grid of frames with masks overlaid, overlay mp4 per video")
 def _preview(args) -> int:
-    from ..viz import preview
+    from ..data.preview import preview
 
     if args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -14,11 +14,9 @@ from . import arg, command
 )
 def _train(args) -> int:
     from ..config import build_config
-    from ..train import semantic as _semantic  # noqa: F401 - registers the semantic task
     from ..train import train
 
-    _load_task_configs()
-    cfg = build_config(overrides=args.overrides, task="semantic")
+    cfg = build_config(overrides=args.overrides, task="semantic")  # task of the preset, else semantic
     result = train(cfg)
     if "best" in result:
         print(f"best checkpoint: {result['best']}")
@@ -31,20 +29,8 @@ def _train(args) -> int:
     return 0
 
 
-def _load_task_configs() -> None:
-    """Import every training family so its task config is registered (missing families are skipped)."""
-    import importlib
-
-    for mod in ("scopeseg.train.promptable",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
 @arg("--task", help="only presets of this task")
-@command("presets", help="list the YAML presets shipped with scopeseg")
+@command("presets", help="list the YAML presets (shipped with scopeseg or registered by a plugin)")
 def _presets(args) -> int:
     from ..config import list_presets
 

@@ -22,7 +22,8 @@ from pycocotools import mask as mask_utils
 from ..errors import DataError
 from ..io import check_inside, image_size
 from . import rle as rle_utils
-from .coco import TABLES, CocoDataset
+from .coco import CocoDataset
+from .records import TABLES
 
 log = logging.getLogger(__name__)
 

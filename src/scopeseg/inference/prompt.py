@@ -2,7 +2,7 @@
 
 ``set_image`` runs the image encoder once; ``predict`` decodes any number of prompt sets in one batched
 decoder call, so refinement (add a click, feed back ``low_res_logits``) costs only the decoder.
-Engines (torch, ONNX Runtime) share the pre/post-processing of ``prompt_transforms``.
+Engines (torch, ONNX Runtime; ``engines``) share the image/prompt recipe of the model (``models.sam.recipes``).
 """
 
 from __future__ import annotations
@@ -10,68 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import torch
 
-from ..errors import DataError, ModelError
+from ..errors import DataError
 from ..models.sam.recipes import PreparedImage, as_rgb_uint8, get_recipe
+from .engines import PromptEngine, load_engine
+from .predictors import register_predictor
 
 log = logging.getLogger(__name__)
-
-
-class PromptEngine(Protocol):
-    """Backend: ``encode`` a prepared image, ``decode`` prompts on a cached embedding (torch tensors out)."""
-
-    img_size: int
-    low_res_size: int
-    preprocess: str
-
-    def encode(self, pixels: np.ndarray) -> Any: ...
-
-    def decode(
-        self, embedding: Any, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-class TorchPromptEngine:
-    """Runs a ``PromptableSAM``-like module (``encode``/``decode``) in torch; ``bf16`` autocasts the encoder.
-
-    The engine keeps its own copy with conv+BatchNorm folded (``fuse=True``), so the caller's model is
-    untouched and can still be trained or saved.
-    """
-
-    def __init__(self, model: torch.nn.Module, precision: str = "fp32", fuse: bool = True):
-        if precision not in ("fp32", "bf16"):
-            raise ModelError(f"torch engine precision must be fp32 or bf16, got {precision!r}")
-        from ..runtime import tune_allocator
-
-        tune_allocator()
-        if fuse:
-            import copy
-
-            from ..models.sam.tiny_vit import fuse_conv_bn
-
-            model = fuse_conv_bn(copy.deepcopy(model).eval())
-        self.model = model.eval()
-        self.precision = precision
-        self.img_size = int(model.img_size)
-        self.low_res_size = int(model.low_res_size)
-        self.preprocess = model.preprocess
-
-    @torch.inference_mode()
-    def encode(self, pixels: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(pixels)
-        if self.precision == "bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.model.encode(x).float()
-        return self.model.encode(x)
-
-    @torch.inference_mode()
-    def decode(self, embedding, coords, labels, mask_input):
-        m = None if mask_input is None else torch.from_numpy(mask_input)
-        return self.model.decode(embedding, torch.from_numpy(coords), torch.from_numpy(labels), m)
 
 
 @dataclass
@@ -173,6 +121,7 @@ def encode_prompts(
     return coords, np.concatenate(parts_l, axis=1).astype(np.float32)
 
 
+@register_predictor("promptable")
 class PromptPredictor:
     """``set_image`` once, then ``predict`` boxes / points / masks in original-image pixels."""
 
@@ -184,12 +133,19 @@ class PromptPredictor:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_dir: str | Path, engine: str = "torch", precision: str = "fp32", **kwargs: Any
+        cls,
+        name_or_dir: str | Path,
+        engine: str = "torch",
+        precision: str = "fp32",
+        threads: int | None = None,
+        **options: Any,
     ) -> PromptPredictor:
-        """``"litemedsam"``, ``"mobilesam"``, a checkpoint folder, or an exported ONNX folder (engine ``onnx``)."""
-        from .prompt_export import load_engine
+        """``"litemedsam"``, ``"mobilesam"``, a checkpoint folder, or an exported ONNX folder (engine ``onnx``).
 
-        return cls(load_engine(name_or_dir, engine=engine, precision=precision, **kwargs))
+        ``engine``/``precision``/``threads`` pick the backend (``engines.load_engine``); the onnx engine exports
+        a non-exported model once into its cache, announced (``calibration_images=`` for int8-static).
+        """
+        return cls(load_engine(name_or_dir, "promptable", engine, precision, threads, **options))
 
     @property
     def image_size(self) -> tuple[int, int] | None:

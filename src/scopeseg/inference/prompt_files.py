@@ -1,9 +1,11 @@
-"""Prompted segmentation of image files: prompts from the command line, a prompts JSON, or COCO ground truth.
+"""Prompted segmentation of image files: prompts from the config, a prompts JSON, or COCO ground truth.
 
 Prompts are xyxy boxes in original pixels (unlike COCO's xywh ``bbox``) and ``[x, y, label]`` points; the
 points of an entry are shared by all its boxes (one prompt set per box), or form one prompt set alone.
-Outputs: a label-map PNG per image (prompt i -> value i), an overlay, and ``predictions.json`` (COCO
-results with RLE, ``score`` = predicted IoU) that ``scopeseg evaluate`` can score against the data set.
+Outputs (``inference.predictions``): ``predicted/`` (a data set, one annotation per prompt, ``score`` =
+predicted IoU; the ground truth's image and category ids with ``from_gt``) and ``results.json`` (COCO
+results keyed to it), which ``scopeseg evaluate`` scores; views: a label-map PNG per image (prompt i -> i)
+and an overlay.
 """
 
 from __future__ import annotations
@@ -11,30 +13,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from ..errors import DataError
-from ..io import check_inside, read_image, read_json, write_image, write_json
+from ..config import BaseConfig
+from ..errors import ConfigError, DataError
+from ..io import check_inside, read_image, read_json, write_image
 from ..progress import track
+from ..viz import PROMPT_COLORS
+from .predictions import PredictionWriter
 from .prompt import PromptPredictor
 
 log = logging.getLogger(__name__)
 
-COLORS = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-    ],
-    np.uint8,
-)
+COLORS = np.array(PROMPT_COLORS, np.uint8)
 
 
 @dataclass
@@ -48,21 +42,71 @@ class PromptSet:
     category_ids: list[int] | None = None
 
 
+class PromptEngineConfig(BaseConfig):
+    """Engine settings of the promptable commands (``segment``, ``medsam-infer``)."""
+
+    engine: Literal["torch", "onnx"] = "torch"
+    #: encoder precision: bf16 (torch engine); int8 = dynamic int8 MatMuls, int8-static = calibrated QDQ (onnx)
+    precision: Literal["fp32", "bf16", "int8", "int8-static"] = "fp32"
+    threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
+
+    def predictor(self, model: str | Path) -> PromptPredictor:
+        """The ``PromptPredictor`` of ``model`` with these settings."""
+        return PromptPredictor.from_pretrained(
+            model, engine=self.engine, precision=self.precision, threads=self.threads
+        )
+
+
+class SegmentConfig(PromptEngineConfig):
+    """Settings of ``scopeseg segment MODEL INPUT OUT key=value...`` (where the prompts come from, decoding)."""
+
+    boxes: list[list[float]] = []  # xyxy pixels: boxes=x0,y0,x1,y1 or boxes=[[x0,y0,x1,y1],...]
+    points: list[list[float]] = []  # points=x,y[,label] or points=[[x,y,label],...]; label 1 / 0
+    prompts: str | None = None  # a prompts JSON: [{"file_name", "boxes", "points"}]; INPUT = image folder
+    from_gt: bool = False  # one box per ground-truth annotation of the COCO data set INPUT
+    jitter: float = Field(0.0, ge=0.0)  # from_gt: move box sides by up to this fraction of the side
+    seed: int = 0  # from_gt: jitter seed
+    multimask: bool = False  # decode 3 masks per prompt and keep the best-scored one
+    overlays: bool = True
+    images: bool = True  # store the images (links) in the predicted data set
+
+    @field_validator("boxes", mode="before")
+    @classmethod
+    def _boxes(cls, v: Any) -> Any:
+        return _prompt_list(v, parse_box, 4)
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _points(cls, v: Any) -> Any:
+        return _prompt_list(v, parse_point, (2, 3))
+
+
+def _prompt_list(v: Any, parse, sizes: int | tuple[int, ...]) -> Any:
+    """One prompt as text or a flat list, or a list of prompts -> a list of parsed prompts."""
+    if isinstance(v, str):
+        return [parse(v)]
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v):
+        v = [v]
+    if isinstance(v, (list, tuple)):
+        return [parse(",".join(str(x) for x in p)) if isinstance(p, (list, tuple)) else p for p in v]
+    return v
+
+
 def parse_box(text: str) -> list[float]:
     """``"x0,y0,x1,y1"`` -> 4 floats."""
-    vals = _floats(text, "--box")
+    vals = _floats(text, "boxes")
     if len(vals) != 4:
-        raise DataError(f"--box {text!r}: expected x0,y0,x1,y1")
+        raise ConfigError(f"boxes {text!r}: expected x0,y0,x1,y1")
     return vals
 
 
 def parse_point(text: str) -> list[float]:
     """``"x,y,label"`` (label 1 positive, 0 negative; default 1) -> 3 floats."""
-    vals = _floats(text, "--point")
+    vals = _floats(text, "points")
     if len(vals) == 2:
         vals.append(1.0)
     if len(vals) != 3 or vals[2] not in (0.0, 1.0):
-        raise DataError(f"--point {text!r}: expected x,y,label with label 1 (positive) or 0 (negative)")
+        raise ConfigError(f"points {text!r}: expected x,y,label with label 1 (positive) or 0 (negative)")
     return vals
 
 
@@ -70,7 +114,7 @@ def _floats(text: str, what: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise DataError(f"{what} {text!r}: not a comma-separated list of numbers") from None
+        raise ConfigError(f"{what} {text!r}: not a comma-separated list of numbers") from None
 
 
 def load_prompts(path: str | Path) -> list[PromptSet]:
@@ -173,49 +217,88 @@ def segment_files(
     out_dir: str | Path,
     multimask: bool = False,
     overlays: bool = True,
+    categories: list[dict[str, Any]] | None = None,
+    images: bool = True,
 ) -> dict[str, Any]:
-    """Segment every prompt set's image under ``root``; write label maps, overlays, predictions.json."""
-    from ..data import rle as rle_mod
+    """Segment every prompt set's image under ``root``; write ``predicted/``, ``results.json`` and views.
 
+    ``categories`` (``{"id", "name", ...}``) is the category table of the predicted data set; without it,
+    every mask is category 1 ``object``. A prompt set's ``image_id`` (if given) is kept as the image id.
+    """
     root, out_dir = Path(root), Path(out_dir)
-    predictions, summary = [], []
-    for ps in track(prompt_sets, "segment", total=len(prompt_sets)):
-        path = root / ps.file_name if root.is_dir() else root
-        if root.is_dir():
-            check_inside(root, ps.file_name)
-        image = read_image(path)
-        try:
-            res = segment_one(predictor, image, ps, multimask)
-        except DataError as e:  # name the image whose prompts are wrong
-            raise DataError(str(e), path) from None
-        stem = Path(ps.file_name).with_suffix("")
-        labels = np.zeros(image.shape[:2], np.uint8 if len(res.masks) < 256 else np.uint16)
-        for i, m in enumerate(res.masks, start=1):
-            labels[m] = i
-        write_image(out_dir / "masks" / f"{stem}.png", labels)
-        if overlays:
-            write_image(out_dir / "overlays" / f"{stem}.jpg", overlay(image, res.masks, ps.boxes))
-        for i, (m, s) in enumerate(zip(res.masks, res.scores)):
-            r = rle_mod.encode(m)
-            pred = {
-                "file_name": ps.file_name,
-                "prompt_index": i,
-                "segmentation": r,
-                "bbox": rle_mod.bbox(r),
-                "score": float(s),
-                "area": int(m.sum()),
-            }
-            if ps.image_id is not None:
-                pred["image_id"] = ps.image_id
-            if ps.category_ids is not None:
-                pred["category_id"] = ps.category_ids[i]
-            predictions.append(pred)
-        summary.append(
-            {
-                "file_name": ps.file_name,
-                "scores": [round(float(s), 4) for s in res.scores],
-                "areas": [int(m.sum()) for m in res.masks],
-            }
-        )
-    write_json(out_dir / "predictions.json", predictions)
-    return {"images": len(prompt_sets), "masks": len(predictions), "out": str(out_dir), "items": summary}
+    summary = []
+    with PredictionWriter(out_dir, categories or [{"id": 1, "name": "object"}], images=images) as writer:
+        for ps in track(prompt_sets, "segment", total=len(prompt_sets)):
+            path = check_inside(root, ps.file_name) if root.is_dir() else root
+            image = read_image(path)
+            try:
+                res = segment_one(predictor, image, ps, multimask)
+            except DataError as e:  # name the image whose prompts are wrong
+                raise DataError(str(e), path) from None
+            stem = Path(ps.file_name).with_suffix("")
+            labels = np.zeros(image.shape[:2], np.uint8 if len(res.masks) < 256 else np.uint16)
+            for i, m in enumerate(res.masks, start=1):
+                labels[m] = i
+            write_image(out_dir / "masks" / f"{stem}.png", labels)
+            if overlays:
+                write_image(out_dir / "overlays" / f"{stem}.jpg", overlay(image, res.masks, ps.boxes))
+            iid = writer.add_image(ps.file_name, image.shape[0], image.shape[1], source=path, id=ps.image_id)
+            for i, (m, sc) in enumerate(zip(res.masks, res.scores)):
+                cid = ps.category_ids[i] if ps.category_ids is not None else 1
+                writer.add_mask(iid, cid, m, sc, prompt_index=i)
+            summary.append(
+                {
+                    "file_name": ps.file_name,
+                    "scores": [round(float(x), 4) for x in res.scores],
+                    "areas": [int(m.sum()) for m in res.masks],
+                }
+            )
+    n_masks = len(writer.ds.annotations)
+    return {
+        "images": len(prompt_sets),
+        "masks": n_masks,
+        "out": str(out_dir),
+        "items": summary,
+        **writer.paths(),
+    }
+
+
+def prompt_sets(
+    input_path: str | Path, cfg: SegmentConfig
+) -> tuple[Path, list[PromptSet], list[dict[str, Any]] | None]:
+    """The prompts a ``SegmentConfig`` asks for: ``(image root, prompt sets, categories or None)``.
+
+    ``from_gt``: ``input_path`` is a COCO data set (its categories and image ids are kept); ``prompts``: a
+    prompts JSON over the image folder ``input_path``; else ``boxes`` / ``points`` on the image ``input_path``.
+    """
+    path = Path(input_path)
+    given = [name for name, on in (("from_gt", cfg.from_gt), ("prompts", cfg.prompts), ("boxes/points", cfg.boxes or cfg.points)) if on]  # fmt: skip
+    if len(given) != 1:
+        what = f"{' and '.join(given)} together" if given else "no prompts"
+        raise ConfigError(f"segment: {what}; give boxes=/points=, or prompts=JSON, or from_gt=true")
+    if cfg.from_gt:
+        from ..data.coco import load_dataset
+        from ..data.records import resolve_data_path
+
+        ds = load_dataset(path)
+        cats = [
+            {k: v for k, v in c.items() if k != "id"} | {"id": cid}
+            for cid, c in sorted(ds.categories.items())
+        ]
+        return resolve_data_path(path)[1], prompts_from_coco(ds, jitter=cfg.jitter, seed=cfg.seed), cats
+    if cfg.prompts:
+        return path, load_prompts(cfg.prompts), None
+    if not path.exists():
+        raise DataError("image not found", path)
+    return path, [PromptSet(path.name, cfg.boxes, cfg.points)], None
+
+
+def segment(
+    model: str | Path, input_path: str | Path, out: str | Path, cfg: SegmentConfig | None = None
+) -> dict[str, Any]:
+    """``scopeseg segment``: assemble the prompts, load the model, segment into ``out``."""
+    cfg = cfg or SegmentConfig()
+    root, sets, cats = prompt_sets(input_path, cfg)
+    return segment_files(
+        cfg.predictor(model), root, sets, out, cfg.multimask, cfg.overlays, categories=cats, images=cfg.images
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,25 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from .engines import load_engine
+from .predictors import register_predictor
 
 
-class TorchEngine:
-    """Runs a torch module on float32 NCHW batches; returns float32 logits."""
-
-    def __init__(self, model: torch.nn.Module, device: str = "cpu"):
-        from ..runtime import tune_allocator
-
-        tune_allocator()
-        self.model = model.to(device).eval()
-        self.device = device
-
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
-
-
+@register_predictor("semantic")
 class Predictor:
-    """Batched semantic prediction; ``engine`` maps an NCHW float batch to NCHW logits."""
+    """Batched semantic prediction; ``engine`` maps an NCHW float batch to NCHW logits (``engines.DenseEngine``)."""
 
     def __init__(
         self,
@@ -53,12 +42,20 @@ class Predictor:
         self.input_size = tuple(int(s) for s in size) if size else None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", **kw) -> Predictor:
-        """Load a checkpoint folder (``model.safetensors`` + ``config.json``) into a torch engine."""
-        from ..models.registry import load_model
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        engine: str = "torch",
+        precision: str = "fp32",
+        threads: int | None = None,
+        **kw: Any,
+    ) -> Predictor:
+        """A checkpoint folder (torch, or onnx exported once into ``PATH/onnx``, announced) or an export folder.
 
-        model = load_model(path)
-        return cls(TorchEngine(model, device), model.scopeseg_config, **kw)
+        ``engine``/``precision``/``threads`` pick the backend (``engines.load_engine``); ``kw`` go to ``Predictor``.
+        """
+        dense = load_engine(path, "dense", engine, precision, threads)
+        return cls(dense, dense.config, **kw)
 
     @property
     def num_classes(self) -> int:

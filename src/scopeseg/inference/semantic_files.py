@@ -1,9 +1,10 @@
 """Run a semantic ``Predictor`` over an image, a folder, a COCO data set or a video and write the results.
 
-Outputs in ``OUT``: ``masks/*.png`` (binary 0/255, multi-class class index), ``overlays/*.jpg``,
-``predictions.json`` (canonical COCO data set of the predictions, RLE, ``score`` = mean probability inside
-the mask); for a COCO input also ``results.json`` (COCO results keyed to its image and category ids); for a
-video ``<name>_overlay.mp4`` and ``<name>.json`` (COCO-video). Files are written atomically.
+Outputs in ``OUT`` (see ``inference.predictions``): ``predicted/`` (the canonical data set of the
+predictions: RLE, ``score`` = mean probability inside the mask, images linked or, for a video, written as
+frames) and ``results.json`` (COCO results keyed to its ids: a COCO input's own image ids, its category ids
+for model classes of the same name); views for people: ``masks/*.png`` (binary 0/255, multi-class class
+index), ``overlays/*.jpg`` and for a video ``<name>_overlay.mp4``. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -13,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from ..data.coco import PALETTE, CocoDataset
+from ..config import BaseConfig
+from ..data.coco import CocoDataset
 from ..errors import DataError
-from ..io import is_image, is_video, read_image, write_image, write_json
+from ..io import is_image, is_video, read_image, write_image
 from ..progress import track
+from ..viz import palette_color
+from .predictions import PredictionWriter
 from .semantic import Predictor
 
 INPUT_KINDS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+class PredictConfig(BaseConfig):
+    """Settings of ``scopeseg predict MODEL INPUT OUT key=value...``."""
+
+    batch_size: int = Field(4, ge=1)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)  # binary models; None: the model's own
+    masks: bool | None = None  # mask PNG views; None: yes except for videos
+    overlays: bool = True  # overlay images / overlay video
+    images: bool = True  # store the images (links; video frames as JPEG) in the predicted data set
 
 
 def input_kind(path: Path) -> str:
@@ -49,151 +64,164 @@ def _register(kind: str):
     return deco
 
 
-class _Writer:
-    """Accumulates predicted frames into a canonical data set and writes masks and overlays."""
+def _categories(classes: list[str], gt: CocoDataset | None) -> list[dict[str, Any]]:
+    """Model classes as categories: a COCO input's id for a class of the same name, else the next free id."""
+    by_name = {c["name"]: cid for cid, c in gt.categories.items()} if gt is not None else {}
+    next_id = max([0, *by_name.values()]) + 1 if by_name else 1
+    out = []
+    for i, name in enumerate(classes):
+        cid = by_name.get(name)
+        if cid is None:
+            cid, next_id = next_id, next_id + 1
+        out.append({"name": name, "id": cid, "color": palette_color(i)})
+    return out
 
-    def __init__(self, predictor: Predictor, out: Path, masks: bool, overlays: bool):
-        self.p, self.out, self.masks, self.overlays = predictor, out, masks, overlays
-        self.ds = CocoDataset(root=out)
-        self.colors = {i + 1: PALETTE[i % len(PALETTE)] for i in range(len(predictor.classes))}
-        for i, name in enumerate(predictor.classes):
-            self.ds.add_category(name, id=i + 1, color=self.colors[i + 1])
 
-    def add(
-        self,
-        img: np.ndarray,
-        probs: np.ndarray,
-        stem: str,
-        file_name: str,
-        write_files: bool = True,
-        **image_kw,
-    ) -> tuple[int, np.ndarray]:
+class _Frames:
+    """Turns probability maps into masks of the predicted data set plus PNG / overlay views."""
+
+    def __init__(
+        self, predictor: Predictor, writer: PredictionWriter, out: Path, masks: bool, overlays: bool
+    ):
+        self.p, self.w, self.out, self.masks, self.overlays = predictor, writer, out, masks, overlays
+        cats = list(writer.ds.categories)
+        self.cat_ids = {i + 1: cid for i, cid in enumerate(cats)}  # label value -> category id
+        self.colors = {i + 1: writer.ds.categories[cid]["color"] for i, cid in enumerate(cats)}
+
+    def add(self, iid: int, probs: np.ndarray, stem: str, img: np.ndarray, views: bool = True) -> np.ndarray:
         labels = self.p.labels(probs)
-        iid = self.ds.add_image(file_name, img.shape[0], img.shape[1], **image_kw)
-        for c in range(1, len(self.p.classes) + 1):
+        for c, cid in self.cat_ids.items():
             m = labels == c
             if m.any():
                 score = float(probs[0][m].mean() if self.p.binary else probs[c][m].mean())
-                self.ds.add_annotation(iid, c, m, score=round(score, 5))
-        if write_files and self.masks:
+                self.w.add_mask(iid, cid, m, score)
+        if views and self.masks:
             write_image(self.out / "masks" / f"{stem}.png", labels * 255 if self.p.binary else labels)
-        if write_files and self.overlays:
+        if views and self.overlays:
             from ..viz import overlay
 
             write_image(self.out / "overlays" / f"{stem}.jpg", overlay(img, labels, self.colors), quality=90)
-        return iid, labels
+        return labels
 
 
 def _predict_images(
-    predictor: Predictor, items: list[tuple[str, Path]], out: Path, masks: bool, overlays: bool
-) -> _Writer:
-    w = _Writer(predictor, out, masks, overlays)
-    bs = predictor.batch_size
-    for start in track(range(0, len(items), bs), "predicting", total=(len(items) + bs - 1) // bs):
-        chunk = items[start : start + bs]
-        images = [read_image(p) for _, p in chunk]
-        for (name, _p), img, probs in zip(chunk, images, predictor.probabilities(images)):
-            w.add(img, probs, Path(name).with_suffix("").as_posix(), name)
-    return w
+    predictor: Predictor,
+    items: list[tuple[str, Path, int | None]],
+    out: Path,
+    masks: bool,
+    overlays: bool,
+    images: bool,
+    gt: CocoDataset | None = None,
+) -> dict[str, str]:
+    """Predict ``(file_name, path, image id or None)`` items; returns where the outputs are."""
+    with PredictionWriter(out, _categories(predictor.classes, gt), images=images) as w:
+        frames = _Frames(predictor, w, out, masks, overlays)
+        bs = predictor.batch_size
+        for start in track(range(0, len(items), bs), "predicting", total=(len(items) + bs - 1) // bs):
+            chunk = items[start : start + bs]
+            pixels = [read_image(p) for _, p, _ in chunk]
+            for (name, path, gid), img, probs in zip(chunk, pixels, predictor.probabilities(pixels)):
+                iid = w.add_image(name, img.shape[0], img.shape[1], source=path, id=gid)
+                frames.add(iid, probs, Path(name).with_suffix("").as_posix(), img)
+    return w.paths()
 
 
 @_register("image")
 def predict_image_file(
-    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+    predictor: Predictor,
+    path: Path,
+    out: Path,
+    masks: bool = True,
+    overlays: bool = True,
+    images: bool = True,
 ) -> dict[str, Any]:
-    w = _predict_images(predictor, [(path.name, path)], out, masks, overlays)
-    w.ds.save(out / "predictions.json")
-    return {"images": 1, "predictions": str(out / "predictions.json")}
+    return {
+        "images": 1,
+        **_predict_images(predictor, [(path.name, path, None)], out, masks, overlays, images),
+    }
 
 
 @_register("folder")
 def predict_folder(
-    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+    predictor: Predictor,
+    path: Path,
+    out: Path,
+    masks: bool = True,
+    overlays: bool = True,
+    images: bool = True,
 ) -> dict[str, Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
     if not files:
         raise DataError("no images in folder", path)
-    w = _predict_images(predictor, [(p.relative_to(path).as_posix(), p) for p in files], out, masks, overlays)
-    w.ds.save(out / "predictions.json")
-    return {"images": len(files), "predictions": str(out / "predictions.json")}
+    items = [(p.relative_to(path).as_posix(), p, None) for p in files]
+    return {"images": len(files), **_predict_images(predictor, items, out, masks, overlays, images)}
 
 
 @_register("coco")
 def predict_coco(
-    predictor: Predictor, path: Path, out: Path, masks: bool = True, overlays: bool = True
+    predictor: Predictor,
+    path: Path,
+    out: Path,
+    masks: bool = True,
+    overlays: bool = True,
+    images: bool = True,
 ) -> dict[str, Any]:
+    """Predict every image of a COCO data set, keeping its image ids (and category ids by class name)."""
     gt = CocoDataset.load(path)
-    items = [(gt.images[i]["file_name"], gt.image_path(i)) for i in gt.images]
-    w = _predict_images(predictor, items, out, masks, overlays)
-    # COCO results keyed to the input's ids, categories matched by name; a model class that is no category
-    # of the input (a binary "instrument" model on per-type GT) gets no results rather than a wrong id
-    by_name = {c["name"]: cid for cid, c in gt.categories.items()}
-    results = []
-    for gt_iid, pred_iid in zip(gt.images, w.ds.images):
-        for a in w.ds.image_anns(pred_iid):
-            name = w.ds.categories[a["category_id"]]["name"]
-            if name in by_name:
-                results.append(
-                    {
-                        "image_id": gt_iid,
-                        "category_id": by_name[name],
-                        "segmentation": a["segmentation"],
-                        "bbox": a["bbox"],
-                        "score": a["score"],
-                    }
-                )
-    w.ds.save(out / "predictions.json")
-    summary = {"images": len(items), "predictions": str(out / "predictions.json")}
-    unmatched = sorted(set(predictor.classes) - set(by_name))
-    if len(unmatched) < len(predictor.classes):
-        write_json(out / "results.json", results)
-        summary["results"] = str(out / "results.json")
+    items = [(gt.images[i]["file_name"], gt.image_path(i), i) for i in gt.images]
+    summary: dict[str, Any] = {
+        "images": len(items),
+        **_predict_images(predictor, items, out, masks, overlays, images, gt),
+    }
+    unmatched = sorted(set(predictor.classes) - {c["name"] for c in gt.categories.values()})
     if unmatched:
-        summary["note"] = f"model classes {unmatched} are no category of {path}; they are not in results.json"
+        summary["note"] = f"model classes {unmatched} are no category of {path}: they got new category ids"
     return summary
 
 
 @_register("video")
 def predict_video(
-    predictor: Predictor, path: Path, out: Path, masks: bool = False, overlays: bool = True
+    predictor: Predictor,
+    path: Path,
+    out: Path,
+    masks: bool = False,
+    overlays: bool = True,
+    images: bool = True,
 ) -> dict[str, Any]:
-    """Decode -> predict (batched, bounded memory) -> overlay mp4 + COCO-video JSON of the predictions."""
+    """Decode -> predict (batched, bounded memory) -> overlay mp4 + the predicted COCO-video data set."""
     from ..video_io import VideoWriter, iter_frames, video_info
     from ..viz import overlay
 
     info = video_info(path)
-    w = _Writer(predictor, out, masks, False)
-    vid = w.ds.add_video(path.stem, fps=info["fps"], source=str(path))
+    res: dict[str, Any] = {}
     writer = VideoWriter(out / f"{path.stem}_overlay.mp4", fps=info["fps"] or 25.0) if overlays else None
     n = 0
     try:
-        frames = ((i, f) for i, f in iter_frames(path))
-        for batch in _batched(track(frames, "predicting video", total=info["frames"]), predictor.batch_size):
-            imgs = [f for _, f in batch]
-            for (i, img), probs in zip(batch, predictor.probabilities(imgs)):
-                _, labels = w.add(
-                    img,
-                    probs,
-                    f"{path.stem}_{i:06d}",
-                    f"{path.stem}/{i:06d}.jpg",
-                    write_files=masks,
-                    video_id=vid,
-                    frame_index=i,
-                )
-                if writer is not None:
-                    writer.write(overlay(img, labels, w.colors))
-                n += 1
-        if writer is not None:
-            writer.close()
+        with PredictionWriter(out, _categories(predictor.classes, None), images=images) as w:
+            frames = _Frames(predictor, w, out, masks, False)
+            vid = w.add_video(path.stem, fps=info["fps"], source=str(path))
+            batches = _batched(
+                track(iter_frames(path), "predicting video", total=info["frames"]), predictor.batch_size
+            )
+            for batch in batches:
+                imgs = [f for _, f in batch]
+                for (i, img), probs in zip(batch, predictor.probabilities(imgs)):
+                    name = f"{path.stem}/{i:06d}.jpg"
+                    iid = w.add_image(
+                        name, img.shape[0], img.shape[1], pixels=img, video_id=vid, frame_index=i
+                    )
+                    labels = frames.add(iid, probs, f"{path.stem}_{i:06d}", img, views=masks)
+                    if writer is not None:
+                        writer.write(overlay(img, labels, frames.colors))
+                    n += 1
+            if writer is not None:
+                writer.close()
+                res["overlay_video"] = str(out / f"{path.stem}_overlay.mp4")
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    w.ds.save(out / f"{path.stem}.json")
-    res = {"frames": n, "predictions": str(out / f"{path.stem}.json")}
-    if overlays:
-        res["overlay_video"] = str(out / f"{path.stem}_overlay.mp4")
-    return res
+    return {"frames": n, **w.paths(), **res}
 
 
 def _batched(items, n: int) -> Iterator[list]:
@@ -208,8 +236,19 @@ def _batched(items, n: int) -> Iterator[list]:
 
 
 def predict_path(predictor: Predictor, input_path: str | Path, out: str | Path, **kw: Any) -> dict[str, Any]:
-    """Predict any supported input into ``out``; returns a summary of what was written."""
+    """Predict any supported input into ``out``; returns what was written (``predicted``, ``results``, ...)."""
     path, out = Path(input_path), Path(out)
     kind = input_kind(path)
     out.mkdir(parents=True, exist_ok=True)
     return {"kind": kind, **INPUT_KINDS[kind](predictor, path, out, **kw)}
+
+
+def predict_model(
+    model: str | Path, input_path: str | Path, out: str | Path, cfg: PredictConfig | None = None
+) -> dict[str, Any]:
+    """``scopeseg predict``: load the model, predict ``input_path`` into ``out`` under ``cfg``."""
+    cfg = cfg or PredictConfig()
+    predictor = Predictor.from_pretrained(model, batch_size=cfg.batch_size, threshold=cfg.threshold)
+    path = Path(input_path)
+    masks = cfg.masks if cfg.masks is not None else input_kind(path) != "video"
+    return predict_path(predictor, path, out, masks=masks, overlays=cfg.overlays, images=cfg.images)

@@ -1,8 +1,10 @@
 """Read evaluation inputs into matched (ground truth, prediction) label-map pairs.
 
 Why: ``scopeseg evaluate`` accepts COCO JSON / mask folders / MedSAM npz folders for the ground truth and
-COCO results JSON / mask folders / npz folders for predictions; every pixel protocol works on the same pairs.
-Label values are class indices 1..K by sorted category id (``CocoDataset.class_map``), 0 = background.
+a predicted data set folder (what ``predict`` / ``segment`` write as ``predicted/``), COCO results JSON, mask
+folders or npz folders for predictions; every pixel protocol works on the same pairs. Label values are class
+indices 1..K by sorted category id (``CocoDataset.class_map``), 0 = background. Predictions of a COCO ground
+truth are matched to it by image id and category id (a predicted data set's category names must agree).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Pair:
 
 
 def input_kind(path: str | Path, role: str) -> str:
-    """'coco' (GT JSON / folder with annotations.json), 'results' (COCO results list), 'masks' or 'npz'."""
+    """'coco' (GT JSON / folder with annotations.json), 'dataset' (predictions folder with annotations.json),
+    'results' (COCO results JSON list), 'masks' or 'npz'."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{role} not found", p)
@@ -46,7 +49,7 @@ def input_kind(path: str | Path, role: str) -> str:
             )
         return "coco" if role == "ground truth" else "results"
     if (p / "annotations.json").is_file():
-        return "coco"
+        return "coco" if role == "ground truth" else "dataset"
     if any(p.rglob("*.npz")):
         return "npz"
     if any(f.suffix.lower() in IMAGE_SUFFIXES or f.suffix.lower() == ".npy" for f in p.rglob("*")):
@@ -86,7 +89,11 @@ def read_label_map(path: Path) -> np.ndarray:
 
 
 def _binary_255(a: np.ndarray) -> np.ndarray:
-    """0/255 binary masks become 0/1 (the common PNG convention for one class)."""
+    """0/255 binary masks of a foreign mask folder become 0/1 (the common PNG convention for one class).
+
+    Only for mask folders made elsewhere: scopeseg's own predictions are read from their data set / results
+    JSON, never from the PNG views.
+    """
     vals = np.unique(a)
     if set(vals.tolist()) <= {0, 255} and 255 in vals:
         return (a > 0).astype(np.uint8)
@@ -122,8 +129,63 @@ def _coco_results_label_map(
     return out
 
 
-def load_pairs(gt: str | Path, pred: str | Path, score_thr: float = 0.5) -> tuple[list[Pair], dict[str, Any]]:
-    """Matched label-map pairs and the class table ``{"classes": {index: name}, "gt_kind", "pred_kind"}``."""
+def dataset_results(ds: Any) -> list[dict[str, Any]]:
+    """A predicted data set's annotations as COCO results (``image_id, category_id, segmentation, bbox, score``)."""
+    keys = ("image_id", "category_id", "segmentation", "bbox")
+    return [{**{k: a[k] for k in keys}, "score": float(a.get("score", 1.0))} for a in ds.annotations.values()]
+
+
+def read_predicted_dataset(gt: Any, pred: Path, other_categories: bool = False) -> list[dict[str, Any]]:
+    """COCO results of a predicted data set folder, checked against the ground truth ``gt`` (a CocoDataset).
+
+    Categories match by id and must carry the same name (``other_categories``: categories that are no
+    ground-truth category are let through); every image must be a ground-truth image of the same size, and
+    every ground-truth image must have been predicted (one-line ``DataError`` otherwise).
+    """
+    from ..data.coco import CocoDataset
+
+    pds = CocoDataset.load(pred)
+    for cid, c in sorted(pds.categories.items()):
+        if cid not in gt.categories and other_categories:
+            continue
+        if cid not in gt.categories:
+            known = ", ".join(f"{k} {v.get('name')}" for k, v in sorted(gt.categories.items()))
+            raise DataError(
+                f"prediction category {cid} ({c.get('name')!r}) is no ground-truth category ({known})", pred
+            )
+        if c.get("name") != gt.categories[cid].get("name"):
+            raise DataError(
+                f"prediction category {cid} is {c.get('name')!r} but ground-truth category {cid} is "
+                f"{gt.categories[cid].get('name')!r}",
+                pred,
+            )
+    for iid, im in pds.images.items():
+        g = gt.images.get(iid)
+        if g is None:
+            raise DataError(
+                f"predicted image {iid} ({im.get('file_name')!r}) is no ground-truth image id", pred
+            )
+        if (int(g["height"]), int(g["width"])) != (int(im["height"]), int(im["width"])):
+            raise DataError(
+                f"predicted image {iid} is {im['height']}x{im['width']}, ground truth {g['height']}x{g['width']}",
+                pred,
+            )
+    missing = [i for i in gt.images if i not in pds.images]
+    if missing:
+        raise DataError(
+            f"{len(missing)} ground-truth images were not predicted, e.g. image {missing[0]}", pred
+        )
+    return dataset_results(pds)
+
+
+def load_pairs(
+    gt: str | Path, pred: str | Path, score_thr: float = 0.5, other_categories: bool = False
+) -> tuple[list[Pair], dict[str, Any]]:
+    """Matched label-map pairs and the class table ``{"classes": {index: name}, "gt_kind", "pred_kind"}``.
+
+    ``other_categories``: predicted categories that are no ground-truth category get label K+1 instead of an
+    error (foreground scoring of a one-class model against ground-truth categories the caller selected).
+    """
     gk, pk = input_kind(gt, "ground truth"), input_kind(pred, "predictions")
     gt, pred = Path(gt), Path(pred)
     if gk == "npz" or pk == "npz":
@@ -140,7 +202,7 @@ def load_pairs(gt: str | Path, pred: str | Path, score_thr: float = 0.5) -> tupl
         ds = CocoDataset.load(gt)
         cmap = ds.class_map()
         classes = {cmap[c]: ds.categories[c].get("name", str(c)) for c in sorted(ds.categories)}
-        pairs = list(_coco_pairs(ds, pred, pk, cmap, score_thr))
+        pairs = list(_coco_pairs(ds, pred, pk, cmap, score_thr, other_categories))
     else:
         if pk != "masks":
             raise DataError("a mask-folder ground truth needs a mask-folder prediction", pred)
@@ -189,29 +251,42 @@ def _folder_pairs(gt: Path, pred: Path) -> Iterator[Pair]:
         yield Pair(key, g, p, None, video, frame)
 
 
-def _coco_pairs(ds: Any, pred: Path, pk: str, cmap: dict[int, int], score_thr: float) -> Iterator[Pair]:
+def _coco_pairs(
+    ds: Any, pred: Path, pk: str, cmap: dict[int, int], score_thr: float, other_categories: bool = False
+) -> Iterator[Pair]:
     from .instances import check_prediction_categories
 
-    if pk == "results":
-        dts = read_json(pred)
-        if not isinstance(dts, list):
-            raise DataError("COCO results must be a JSON list of detections", pred)
-        check_prediction_categories(
-            {"categories": list(ds.categories.values()), "images": list(ds.images.values())}, dts, str(pred)
-        )
+    if pk in ("results", "dataset"):
+        if pk == "dataset":
+            dts = read_predicted_dataset(ds, pred, other_categories)
+        else:
+            dts = read_json(pred)
+            if not isinstance(dts, list):
+                raise DataError("COCO results must be a JSON list of detections", pred)
+            if not other_categories:
+                check_prediction_categories(
+                    {"categories": list(ds.categories.values()), "images": list(ds.images.values())},
+                    dts,
+                    str(pred),
+                )
         by_img: dict[Any, list[dict]] = {}
         for d in dts:
             by_img.setdefault(d["image_id"], []).append(d)
+        # categories the ground truth lacks (let through only with other_categories) paint label K+1
+        pmap = {**{d["category_id"]: len(cmap) + 1 for d in dts}, **cmap}
     elif pk == "masks":
         pfiles = mask_files(pred)
     else:
-        raise DataError("COCO ground truth needs COCO results JSON or a mask folder as predictions", pred)
+        raise DataError(
+            "COCO ground truth needs a predicted data set, COCO results JSON or a mask folder as predictions",
+            pred,
+        )
     n_cls = len(cmap)
     for iid, im in ds.images.items():
         h, w = int(im["height"]), int(im["width"])
         key = str(Path(str(im.get("file_name", iid))).with_suffix(""))
-        if pk == "results":
-            p = _coco_results_label_map(by_img.get(iid, []), h, w, cmap, score_thr)
+        if pk in ("results", "dataset"):
+            p = _coco_results_label_map(by_img.get(iid, []), h, w, pmap, score_thr)
         else:
             f = pfiles.get(key) or pfiles.get(Path(key).name)
             if f is None:

@@ -2,15 +2,18 @@
 
 Why: a number is only comparable when its convention travels with it. Each protocol states, for every metric
 it reports, which reference it reproduces and with which tolerance / empty rule (``conventions``), and
-``scopeseg evaluate --protocol NAME`` writes them next to the numbers. A new convention = one entry here.
+``scopeseg evaluate GT PRED protocol=NAME`` writes them next to the numbers. A new convention = one entry here.
+Pixel protocols score matched label-map pairs: ``run_protocol`` reads them from files (``metrics.inputs``) and
+``score_pairs`` takes them from memory (training validation, the training report, the demo, tune-threshold), so
+both give the same number by one code path. COCO AP and TAPIS mAP read their files themselves.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,10 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..io import read_json
 from .endovis import endovis_scores
-from .inputs import Pair, input_kind, load_pairs
+from .inputs import Pair, _label_values, input_kind, load_pairs, read_predicted_dataset
 from .instances import coco_evaluate, parse_frame_predictions, voc_instance_map
 from .medsam import medsam_case
-from .overlap import EMPTY_RULES, dice, iou, per_class_iou, precision, recall
+from .overlap import EMPTY_RULES, dice, iou, per_class_dice, per_class_iou, precision, recall
 from .semantic import SemanticAccumulator
 from .surface import monai_asd, monai_hausdorff, monai_nsd, surface_distances
 from .video import davis_jf, video_overlap
@@ -70,22 +73,41 @@ class EvalResult:
         }
 
 
+#: a pixel protocol's scorer: (matched label-map pairs, class table {label value: name}, typed params)
+PairScorer = Callable[[list[Pair], dict[int, str], dict[str, Any]], EvalResult]
+#: a protocol that reads its inputs itself: (ground-truth path, predictions path, typed params)
+FileScorer = Callable[[Path, Path, dict[str, Any]], EvalResult]
+
+
 @dataclass(frozen=True)
 class Protocol:
+    """A named protocol: typed defaults and exactly one scorer (of label-map pairs, or of files)."""
+
     name: str
     description: str
     defaults: dict[str, Any]
-    run: Callable[[Path, Path, dict[str, Any]], EvalResult]
+    score: PairScorer | None = None
+    files: FileScorer | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {}
 
 
 def register_protocol(name: str, description: str, **defaults: Any):
-    """Register ``fn(gt, pred, params) -> EvalResult`` as protocol ``name`` with typed default params."""
+    """Register ``fn(pairs, classes, params) -> EvalResult`` as pixel protocol ``name`` with typed defaults."""
 
-    def deco(fn: Callable[[Path, Path, dict[str, Any]], EvalResult]):
-        PROTOCOLS[name] = Protocol(name, description, defaults, fn)
+    def deco(fn: PairScorer):
+        PROTOCOLS[name] = Protocol(name, description, defaults, score=fn)
+        return fn
+
+    return deco
+
+
+def register_file_protocol(name: str, description: str, **defaults: Any):
+    """Register ``fn(gt, pred, params) -> EvalResult`` as protocol ``name`` that reads its own input files."""
+
+    def deco(fn: FileScorer):
+        PROTOCOLS[name] = Protocol(name, description, defaults, files=fn)
         return fn
 
     return deco
@@ -97,26 +119,34 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
+#: parameters whose default (None) does not show their type
+_PARAM_TYPES: dict[str, Any] = {"spacing": tuple[float, ...] | None}
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    v = value.strip()
-    if v.lower() in ("none", "null", ""):
-        return None
+    """Type a parameter like its default; text goes through ``config.parse_value``, the one key=value parser.
+
+    Why: ``scopeseg evaluate GT PRED tolerance=1.5`` and ``scopeseg train lr=3e-4`` read the same text the
+    same way (``null`` / ``~`` = None; ``none`` is a word), then pydantic checks the type as in every config.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..config import parse_value
+
+    if isinstance(value, str):
+        value = parse_value(value.strip())
+    given = value
+    kind = _PARAM_TYPES.get(key, Any if default is None else type(default))
+    if key == "spacing" and isinstance(value, str):  # 0.5,0.5 or 0.5x0.5 (one value per axis)
+        value = [s for s in value.replace("x", ",").split(",") if s]
+    elif key == "spacing" and isinstance(value, (int, float)):
+        value = (value,)
     try:
-        if isinstance(default, bool):
-            if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return v.lower() in ("true", "1", "yes")
-        if isinstance(default, int):
-            return int(v)
-        if isinstance(default, float):
-            return float(v)
-        if key == "spacing":
-            return tuple(float(s) for s in v.replace("x", ",").split(",") if s)
-    except ValueError:
-        raise ConfigError(f"{key}={value!r}: expected {type(default).__name__}") from None
-    return v
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as e:
+        hint = " (write null for no value)" if given == "none" else ""
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"{key}={given!r}: expected {name}: {e.errors()[0]['msg']}{hint}") from None
 
 
 def protocol_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -132,9 +162,76 @@ def protocol_params(name: str, overrides: dict[str, Any] | None = None) -> dict[
 
 
 def run_protocol(name: str, gt: str | Path, pred: str | Path, **overrides: Any) -> EvalResult:
-    """Evaluate ``pred`` against ``gt`` under protocol ``name``."""
+    """Evaluate ``pred`` against ``gt`` (files) under protocol ``name``.
+
+    Why: pixel protocols read the pairs (``load_pairs``) and hand them to the scorer ``score_pairs`` uses.
+    """
+    proto = get_protocol(name)
     params = protocol_params(name, overrides)
-    return get_protocol(name).run(Path(gt), Path(pred), params)
+    if proto.files is not None:
+        return proto.files(Path(gt), Path(pred), params)
+    selected = bool(params.get("categories"))  # the caller named the GT categories a one-class model predicts
+    pairs, info = load_pairs(gt, pred, params.get("score_thr", 0.5), other_categories=selected)
+    if selected:
+        pairs = _keep_gt_categories(pairs, Path(gt), _selectors(params["categories"]))
+    return proto.score(pairs, info["classes"], params)
+
+
+def score_pairs(
+    protocol: str, pairs: Iterable[Pair], classes: dict[int, str] | None = None, **overrides: Any
+) -> EvalResult:
+    """Score in-memory label-map pairs under pixel protocol ``protocol`` (``classes``: label value -> name).
+
+    Why: training validation, the training report, the demo and tune-threshold give exactly the numbers
+    ``scopeseg evaluate`` gives on the same masks. Without ``classes`` the label values seen name the classes.
+    """
+    proto = get_protocol(protocol)
+    if proto.score is None:
+        raise ConfigError(
+            f"protocol {protocol!r} scores files (ground truth and COCO results), not label-map pairs; "
+            "run it with scopeseg evaluate"
+        )
+    params = protocol_params(protocol, overrides)
+    if params.get("categories"):
+        raise ConfigError(
+            "categories= selects categories of a COCO ground truth read from files; "
+            "in-memory pairs are scored as given (build their label maps from the categories you want)"
+        )
+    pairs = list(pairs)
+    if not pairs:
+        raise DataError("no label-map pairs to score")
+    if classes is None:
+        classes = {v: f"class {v}" for v in _label_values(pairs)}
+    return proto.score(pairs, classes, params)
+
+
+def _selectors(value: Any) -> list[str]:
+    """``categories`` as a list of names / ``supercategory:NAME`` (a string goes through the key=value parser)."""
+    if isinstance(value, str):
+        from ..config import parse_value
+
+        value = parse_value(value)
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def _keep_gt_categories(pairs: list[Pair], gt: Path, selectors: list[str]) -> list[Pair]:
+    """Ground-truth label maps with only the selected categories kept (the rest becomes background).
+
+    Why: a binary model trained with ``categories=[...]`` predicts exactly those; scoring it against every
+    object of the ground truth would count the others as its misses.
+    """
+    if input_kind(gt, "ground truth") != "coco":
+        raise ConfigError(
+            f"categories={','.join(selectors)} needs a COCO ground truth (names and supercategories); "
+            f"{gt} is a mask or npz folder"
+        )
+    from ..data.coco import CocoDataset
+    from ..data.datasets import resolve_categories
+
+    ds = CocoDataset.load(gt)
+    cmap = ds.class_map()
+    keep = np.array(sorted(cmap[c] for c in resolve_categories(ds, selectors)))
+    return [replace(p, gt=np.where(np.isin(p.gt, keep), p.gt, 0).astype(p.gt.dtype)) for p in pairs]
 
 
 def _nanmean(values: list[float]) -> float:
@@ -164,13 +261,14 @@ def _summary(items: list[dict], cols: list[str]) -> dict[str, Any]:
     empty="nan",
     spacing=None,
     score_thr=0.5,
+    surface=True,
+    categories=None,
 )
-def _binary(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+def _binary(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
     if p["convention"] not in ("deepmind", "monai"):
         raise ConfigError(f"convention={p['convention']!r}: choose deepmind or monai")
     if p["empty"] not in EMPTY_RULES:
         raise ConfigError(f"empty={p['empty']!r}: choose one of {', '.join(EMPTY_RULES)}")
-    pairs, _ = load_pairs(gt, pred, p["score_thr"])
     hd = f"hd{p['percentile']:g}"
     rows = []
     for pr in pairs:
@@ -179,41 +277,52 @@ def _binary(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         row = {"item": pr.key, "dice": dice(q, g, p["empty"]), "iou": iou(q, g, p["empty"])}
         row["precision"] = precision(q, g, p["empty"])
         row["recall"] = recall(q, g, p["empty"])
-        if p["convention"] == "deepmind":
+        if p["surface"] and p["convention"] == "deepmind":
             sd = surface_distances(q, g, sp)
             row["nsd"] = sd.nsd(p["tolerance"])
             row[hd] = sd.hausdorff(p["percentile"])
             row["assd"] = sd.assd()
-        else:
+        elif p["surface"]:
             row["nsd"] = monai_nsd(q, g, p["tolerance"], sp)
             row[hd] = monai_hausdorff(q, g, sp, p["percentile"])
             row["assd"] = monai_asd(q, g, sp, symmetric=True)
         rows.append(row)
-    cols = ["dice", "iou", "precision", "recall", "nsd", hd, "assd"]
-    conv = p["convention"]
-    surf = (
-        "DeepMind surface-distance (corner surfels weighted by contour length / area)"
-        if conv == "deepmind"
-        else "MONAI default (edge voxels = mask minus erosion, weight 1, euclidean)"
+    overlap = ["dice", "iou", "precision", "recall"]
+    metrics = _summary(rows, overlap)
+    fg = "label > 0" + (f" of categories {', '.join(_selectors(p['categories']))}" if p["categories"] else "")
+    conventions = {
+        "dice/iou/precision/recall": f"per image, foreground = {fg}; empty rule '{p['empty']}': {EMPTY_RULES[p['empty']]}",
+    }
+    if p["surface"]:
+        conv = p["convention"]
+        surf = (
+            "DeepMind surface-distance (corner surfels weighted by contour length / area)"
+            if conv == "deepmind"
+            else "MONAI default (edge voxels = mask minus erosion, weight 1, euclidean)"
+        )
+        metrics.update(_summary(rows, ["nsd", hd, "assd"]))
+        metrics[f"mean_{hd}_finite"] = _nanmean([r[hd] for r in rows if math.isfinite(r[hd])])
+        metrics[f"n_{hd}_inf"] = sum(1 for r in rows if math.isinf(r[hd]))
+        conventions.update(
+            {
+                "nsd": f"{surf}; tolerance {p['tolerance']:g} (spacing units); both empty -> NaN, one empty -> 0",
+                hd: f"{surf}; {p['percentile']:g}th percentile, symmetric (max of both directions); one empty -> inf",
+                "assd": f"{surf}; mean of the two one-sided mean distances"
+                + (" (pooled for MONAI)" if conv == "monai" else ""),
+            }
+        )
+    conventions["means"] = "nan-means over images (NaN items counted in nan_*)" + (
+        "; inf HD kept (mean_*_finite excludes it)"
+        if p["surface"]
+        else "; surface metrics off (surface=false)"
     )
-    finite_hd = [r[hd] for r in rows if math.isfinite(r[hd])]
-    metrics = _summary(rows, cols)
-    metrics[f"mean_{hd}_finite"] = _nanmean(finite_hd)
-    metrics[f"n_{hd}_inf"] = sum(1 for r in rows if math.isinf(r[hd]))
     return EvalResult(
         "binary",
         metrics,
         rows,
-        {
-            "dice/iou/precision/recall": f"per image, foreground = label > 0; empty rule '{p['empty']}': {EMPTY_RULES[p['empty']]}",
-            "nsd": f"{surf}; tolerance {p['tolerance']:g} (spacing units); both empty -> NaN, one empty -> 0",
-            hd: f"{surf}; {p['percentile']:g}th percentile, symmetric (max of both directions); one empty -> inf",
-            "assd": f"{surf}; mean of the two one-sided mean distances"
-            + (" (pooled for MONAI)" if conv == "monai" else ""),
-            "means": "nan-means over images (NaN items counted in nan_*); inf HD kept (mean_*_finite excludes it)",
-        },
+        conventions,
         p,
-        ["dice", "nsd", hd],
+        ["dice", "nsd", hd] if p["surface"] else ["dice"],
         {"dice": True, "iou": True, "nsd": True, hd: False, "assd": False, "precision": True, "recall": True},
     ).attach_examples(pairs)
 
@@ -225,10 +334,9 @@ def _binary(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     variant="cvpr24",
     tolerance=2.0,
 )
-def _medsam(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
+def _medsam(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
     if p["variant"] not in ("cvpr24", "cvpr25"):
         raise ConfigError(f"variant={p['variant']!r}: choose cvpr24 or cvpr25")
-    pairs, _ = load_pairs(gt, pred)
     rows = []
     for pr in pairs:
         r = medsam_case(pr.pred, pr.gt, pr.spacing, p["variant"], p["tolerance"])
@@ -261,15 +369,14 @@ def _medsam(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     num_classes=0,
     score_thr=0.5,
 )
-def _endovis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
-    pairs, info = load_pairs(gt, pred, p["score_thr"])
-    n = p["num_classes"] or (max(info["classes"]) if info["classes"] else 0)
+def _endovis(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
+    n = p["num_classes"] or (max(classes) if classes else 0)
     if n <= 0:
-        raise DataError("no instrument classes found; pass num_classes=N", gt)
+        raise DataError("no instrument classes found; pass num_classes=N")
     preds, gts = [pr.pred for pr in pairs], [pr.gt for pr in pairs]
     tapis = endovis_scores(preds, gts, n, "tapis")
     matis = endovis_scores(preds, gts, n, "matis")
-    names = [info["classes"].get(c, f"class {c}") for c in range(1, n + 1)]
+    names = [classes.get(c, f"class {c}") for c in range(1, n + 1)]
     rows = [
         {"item": pr.key, "challenge_iou": c, "iou": f}
         for pr, c, f in zip(pairs, tapis["frame_challenge_iou"], tapis["frame_iou"])
@@ -306,18 +413,19 @@ def _endovis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     ignore_index=255,
     score_thr=0.5,
 )
-def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
-    pairs, info = load_pairs(gt, pred, p["score_thr"])
-    labels = [c for c in info["classes"] if c != p["ignore_index"]]
+def _semantic(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
+    labels = [c for c in classes if c != p["ignore_index"]]
     n = p["num_classes"] or ((max(labels) if labels else 0) + 1)
     acc = SemanticAccumulator(n, p["ignore_index"])
     rows = []
+    fg = slice(1, None) if n > 1 else slice(None)
     for pr in pairs:
         acc.update(pr.pred, pr.gt)
         ious = per_class_iou(pr.pred, pr.gt, n, "nan", p["ignore_index"])
-        rows.append({"item": pr.key, "miou": _nanmean(list(ious[1:])) if n > 1 else _nanmean(list(ious))})
+        dices = per_class_dice(pr.pred, pr.gt, n, "nan", p["ignore_index"])
+        rows.append({"item": pr.key, "miou": _nanmean(list(ious[fg])), "mdice": _nanmean(list(dices[fg]))})
     r = acc.result()
-    names = ["background"] + [info["classes"].get(c, f"class {c}") for c in range(1, n)]
+    names = ["background"] + [classes.get(c, f"class {c}") for c in range(1, n)]
     metrics = {
         "miou": r["miou"],
         "mdice": r["mdice"],
@@ -326,6 +434,7 @@ def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         "per_class_iou": dict(zip(names, r["per_class_iou"])),
         "per_class_dice": dict(zip(names, r["per_class_dice"])),
         "mean_image_miou": _summary(rows, ["miou"])["mean_miou"],
+        "mean_image_mdice": _summary(rows, ["mdice"])["mean_mdice"],
     }
     return EvalResult(
         "semantic",
@@ -334,7 +443,8 @@ def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
         {
             "miou/mdice/aacc": f"mmsegmentation IoUMetric: areas summed over the data set, {n} classes incl. "
             f"background, GT == {p['ignore_index']} ignored, classes absent everywhere NaN and left out (fractions)",
-            "per-image miou": "per image: nan-mean IoU over foreground classes present in GT or prediction",
+            "per-image miou/mdice": "per image: nan-mean IoU / Dice over foreground classes present in GT or "
+            "prediction",
         },
         p,
         ["miou"],
@@ -343,7 +453,7 @@ def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
 
 
 # --------------------------------------------------------------------------------------------- coco
-@register_protocol(
+@register_file_protocol(
     "coco",
     "COCO AP (segm and/or bbox) with faster-coco-eval: the 12 pycocotools stats and per-category AP",
     iou_type="segm",
@@ -351,14 +461,17 @@ def _semantic(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
 def _coco(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     from ..data.coco import CocoDataset
 
-    if input_kind(gt, "ground truth") != "coco" or input_kind(pred, "predictions") != "results":
-        raise DataError("the coco protocol needs COCO ground truth and a COCO results JSON", pred)
+    pk = input_kind(pred, "predictions")
+    if input_kind(gt, "ground truth") != "coco" or pk not in ("results", "dataset"):
+        raise DataError(
+            "the coco protocol needs COCO ground truth and COCO results JSON or a predicted data set", pred
+        )
     ds = CocoDataset.load(gt)
     types = ["segm", "bbox"] if p["iou_type"] == "both" else [p["iou_type"]]
     if any(t not in ("segm", "bbox") for t in types):
         raise ConfigError(f"iou_type={p['iou_type']!r}: choose segm, bbox or both")
     gt_dict = ds.to_dict()
-    dts = read_json(pred)
+    dts = read_predicted_dataset(ds, pred) if pk == "dataset" else read_json(pred)
     metrics: dict[str, Any] = {}
     rows: dict[str, dict[str, Any]] = {}
     for t in types:
@@ -382,14 +495,14 @@ def _coco(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
 
 
 # -------------------------------------------------------------------------------------- tapis-map50
-@register_protocol(
+@register_file_protocol(
     "tapis-map50",
     "TAPIS VOC-style mask mAP@0.5 over class-score distributions (not COCO AP50)",
     score_key="instruments_score_dist",
     iou_threshold=0.5,
 )
 def _tapis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
-    from ..data.coco import resolve_data_path
+    from ..data.records import resolve_data_path
 
     json_path, _ = resolve_data_path(gt)
     coco_gt = read_json(json_path)
@@ -426,8 +539,7 @@ def _tapis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     empty="nan",
     score_thr=0.5,
 )
-def _video(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
-    pairs, _ = load_pairs(gt, pred, p["score_thr"])
+def _video(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
     videos: dict[str, list[Pair]] = {}
     for pr in pairs:
         videos.setdefault(pr.video or "video", []).append(pr)
@@ -478,4 +590,12 @@ def _video(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     )
 
 
-__all__ = ["PROTOCOLS", "EvalResult", "Protocol", "get_protocol", "protocol_params", "run_protocol"]
+__all__ = [
+    "PROTOCOLS",
+    "EvalResult",
+    "Protocol",
+    "get_protocol",
+    "protocol_params",
+    "run_protocol",
+    "score_pairs",
+]

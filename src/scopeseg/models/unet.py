@@ -12,15 +12,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import ScopesegModel
 from .registry import register_model
 
+#: arguments of a small random instance for tests (every UNet is already fast at 64x64)
+TINY = {"pretrained": False}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 
 
-class SegmentationUNet(nn.Module):
+class SegmentationUNet(ScopesegModel):
     """Normalise -> pad to /32 -> encoder-decoder network -> crop back to the input size."""
+
+    family = "semantic"
+    exportable = True
 
     def __init__(
         self,
@@ -30,9 +36,11 @@ class SegmentationUNet(nn.Module):
         multiple: int = 32,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        encoder_weights: str | None = None,
     ):
         super().__init__()
         self.net = net
+        self.encoder_weights = encoder_weights  # name of the ImageNet weights the encoder started from
         self.num_outputs = num_outputs
         self.classes = list(classes)
         self.multiple = multiple
@@ -45,6 +53,10 @@ class SegmentationUNet(nn.Module):
     @property
     def binary(self) -> bool:
         return self.num_outputs == 1
+
+    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """An RGB batch in [0, 1] at 64x64 (any size works: padded to /32 and cropped back)."""
+        return (torch.rand(batch, 3, 64, 64),)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]
@@ -125,7 +137,12 @@ def _monai_unet(backbone: str, classes, num_classes, pretrained: bool) -> Segmen
     return SegmentationUNet(net, out, classes)
 
 
-@register_model("unet-effb0", description="UNet, EfficientNet-B0 encoder (MONAI FlexibleUNet), random init")
+@register_model(
+    "unet-effb0",
+    family="semantic",
+    tiny=TINY,
+    description="UNet, EfficientNet-B0 encoder (MONAI FlexibleUNet), random init",
+)
 def unet_effb0(
     classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = False
 ) -> nn.Module:
@@ -134,6 +151,8 @@ def unet_effb0(
 
 @register_model(
     "unet-effb2",
+    family="semantic",
+    tiny=TINY,
     description="UNet, EfficientNet-B2 encoder (the MONAI endoscopic tool bundle's model), random init",
 )
 def unet_effb2(
@@ -152,13 +171,21 @@ def _encoder_unet(
     if pretrained:
         encoders.load_pretrained_encoder(enc, weight_name)
     net = EncoderUNet(enc, enc.out_channels, out)
-    model = SegmentationUNet(net, out, classes, mean=enc.input_mean, std=enc.input_std)
-    model.encoder_weights = weight_name if pretrained else None
-    return model
+    return SegmentationUNet(
+        net,
+        out,
+        classes,
+        mean=enc.input_mean,
+        std=enc.input_std,
+        encoder_weights=weight_name if pretrained else None,
+    )
 
 
 @register_model(
-    "unet-lite0", description="UNet, EfficientNet-Lite0 encoder (ImageNet), the light real-time CPU model"
+    "unet-lite0",
+    family="semantic",
+    tiny=TINY,
+    description="UNet, EfficientNet-Lite0 encoder (ImageNet), the light real-time CPU model",
 )
 def unet_lite0(
     classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
@@ -166,21 +193,25 @@ def unet_lite0(
     return _encoder_unet("lite", "lite0", "efficientnet-lite0", classes, num_classes, pretrained)
 
 
-@register_model("unet-lite1", description="UNet, EfficientNet-Lite1 encoder (ImageNet)")
+@register_model(
+    "unet-lite1", family="semantic", tiny=TINY, description="UNet, EfficientNet-Lite1 encoder (ImageNet)"
+)
 def unet_lite1(
     classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
 ) -> nn.Module:
     return _encoder_unet("lite", "lite1", "efficientnet-lite1", classes, num_classes, pretrained)
 
 
-@register_model("unet-lite2", description="UNet, EfficientNet-Lite2 encoder (ImageNet)")
+@register_model(
+    "unet-lite2", family="semantic", tiny=TINY, description="UNet, EfficientNet-Lite2 encoder (ImageNet)"
+)
 def unet_lite2(
     classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
 ) -> nn.Module:
     return _encoder_unet("lite", "lite2", "efficientnet-lite2", classes, num_classes, pretrained)
 
 
-@register_model("unet-mbv2", description="UNet, MobileNetV2 encoder (ImageNet)")
+@register_model("unet-mbv2", family="semantic", tiny=TINY, description="UNet, MobileNetV2 encoder (ImageNet)")
 def unet_mbv2(
     classes: Sequence[str] | None = None, num_classes: int | None = None, pretrained: bool = True
 ) -> nn.Module:

@@ -1,4 +1,4 @@
-"""HTML report of a training run: curves, per-class table, confusion, best/worst overlays, config."""
+"""HTML report of a training run: curves, the best checkpoint's scores (``metrics.protocols``), worst overlays, config."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from ..metrics.protocols import EvalResult
 from .html import HtmlReport
-
-GT_COLOR = (0, 200, 255)
 
 
 def read_curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
@@ -81,51 +79,32 @@ def _curves_figure(curves: dict[str, list[tuple[float, float]]]):
     return fig
 
 
-def _confusion_figure(cm: np.ndarray, names: list[str]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1.0 + 0.6 * len(names)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    fig.tight_layout()
-    return fig
+#: the per-image Dice mean of each protocol a training report uses (the headline number of every mode)
+DICE_MEAN = {"binary": "mean_dice", "semantic": "mean_image_mdice"}
 
 
-def example_panel(img: np.ndarray, gt: np.ndarray, pred: np.ndarray, colors: dict[int, tuple]) -> np.ndarray:
-    """Side by side: ground truth overlay | prediction overlay."""
-    from ..viz import overlay
-
-    return np.concatenate([overlay(img, gt, colors), overlay(img, pred, colors)], axis=1)
+def training_summary(result: EvalResult) -> dict[str, Any]:
+    """Headline numbers of a scored model: item count, mean per-image Dice, and every scalar of its protocol."""
+    scalars = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+    return {
+        "protocol": result.protocol,
+        "images": len(result.items),
+        "dice_mean_per_image": result.metrics[DICE_MEAN[result.protocol]],
+        **scalars,
+    }
 
 
 def training_report(
-    run_dir: Path, cfg, result: dict[str, Any], ds, path: Path | None = None, title: str | None = None
+    run_dir: Path, cfg, result: EvalResult, path: Path | None = None, title: str | None = None
 ) -> Path:
-    """Write a self-contained report (default ``run_dir/report.html``) from an evaluation result."""
-    from ..data.coco import PALETTE
+    """Write a self-contained report (default ``run_dir/report.html``): run, curves, the scored result, config.
 
-    names = result["class_names"]
-    colors = {i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(names))}
+    Why: the result sections are those of ``scopeseg evaluate``'s report (``report.evaluation``), so the
+    training report's numbers carry the same conventions.
+    """
+    from .evaluation import add_result_sections
+
     rep = HtmlReport(title or f"scopeseg training report: {cfg.model}")
-    s = result["summary"]
     res_path = Path(run_dir) / "result.json"
     if res_path.is_file():
         import json
@@ -134,39 +113,13 @@ def training_report(
         rep.paragraph(f"Trained {r.get('epochs_run')} epochs in {r.get('train_seconds', 0):.0f} s.")
     rep.paragraph(
         f"Run folder: {run_dir}. Best checkpoint (highest validation Dice): {Path(run_dir) / 'best'}. "
-        f"Evaluated on {s['images']} images at their own size."
+        f"Scored on {len(result.items)} images at their own size under protocol {result.protocol!r}."
     )
-    rep.metrics(
-        {
-            "Dice (mean per image)": s["dice_mean_per_image"],
-            "IoU (mean per image)": s["iou_mean_per_image"],
-            "Dice (pooled)": s["dice_pooled_foreground"],
-            "IoU (pooled)": s["iou_pooled_foreground"],
-        }
-    )
-    rep.paragraph("Conventions: " + "; ".join(f"{k}: {v}" for k, v in s["conventions"].items()) + ".")
     curves = read_curves(run_dir)
     if curves:
         rep.heading("Training curves")
         rep.figure(_curves_figure(curves), "loss, validation Dice and learning rate")
-    rep.heading("Per class (pooled over validation pixels)")
-    rep.table(result["per_class"], columns=["class", "dice", "iou", "gt_pixels", "pred_pixels"])
-    rep.heading("Confusion of classes")
-    rep.figure(_confusion_figure(np.asarray(result["confusion"]), names), "row-normalised pixel confusion")
-    for which in ("worst", "best"):
-        ex = result["examples"].get(which) or []
-        if ex:
-            rep.heading(f"{which.capitalize()} examples (left: ground truth, right: prediction)")
-            rep.images(
-                [
-                    (example_panel(img, gt, pred, colors), f"{r['file_name']}: Dice {r['dice']:.3f}")
-                    for r, (img, gt, pred) in ex
-                ]
-            )
-    rep.heading("Per image")
-    rep.table(
-        sorted(result["per_image"], key=lambda r: r["dice"]), columns=["image_id", "file_name", "dice", "iou"]
-    )
+    add_result_sections(rep, result)
     rep.heading("Config")
     rep.code(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return rep.save(Path(path) if path is not None else Path(run_dir) / "report.html")

@@ -1,12 +1,8 @@
-"""Training: one Lightning loop (``loop``) shared by one task module per model family (``scopeseg train``)."""
+"""Training: one Lightning loop (``loop``) and one task module per model family (``scopeseg train``).
 
-from collections.abc import Callable
-from typing import Any
+Tasks register themselves with ``@register_task`` in their own module and are found, never listed here.
+"""
 
-from .loop import TrainerOptions, train
-from .semantic import SemanticTrainConfig, train_semantic
+from .loop import TASKS, Task, TrainerOptions, register_task, train
 
-#: task -> runner(cfg) -> result dict; a new family registers its runner here
-TRAINERS: dict[str, Callable[[Any], dict[str, Any]]] = {"semantic": train_semantic}
-
-__all__ = ["TRAINERS", "SemanticTrainConfig", "TrainerOptions", "train"]
+__all__ = ["TASKS", "Task", "TrainerOptions", "register_task", "train"]

@@ -1,5 +1,8 @@
 """The one Lightning training loop every task family shares: options, trainer, run folder, fit -> checkpoint.
 
+A family registers its task where it is defined (``@register_task("semantic", config=SemanticTrainConfig)``);
+``train(cfg)`` runs the task whose config class ``cfg`` is.
+
 Run folder layout: ``checkpoints/`` (Lightning resume state, ours only), ``logs/`` (CSV + TensorBoard),
 ``best/`` (safetensors checkpoint: the model with the best validation score), ``metrics.json``,
 ``report.html``, ``config.yaml``, ``run.json`` (marks the folder as a scopeseg run).
@@ -11,20 +14,24 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 import yaml
 from pydantic import Field
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import BaseConfig
+from ..config import BaseConfig, register_config
 from ..errors import ConfigError, ScopesegError, TrainingError
 from ..io import read_json, write_json, write_text
+from ..models.base import ScopesegModel
+from ..registry import Registry
 
 log = logging.getLogger(__name__)
+RunFn = TypeVar("RunFn", bound=Callable[..., dict[str, Any]])
 RUN_MARKER = "run.json"
 
 
@@ -218,26 +225,63 @@ def prepare_run_dir(cfg: TrainerOptions, task: str) -> Path:
 def data_digest(path: str | None) -> str | None:
     if not path:
         return None
-    from ..data.coco import resolve_data_path
-    from ..models.registry import file_digest
+    from ..data.records import resolve_data_path
+    from ..models.checkpoints import file_digest
 
     return file_digest(resolve_data_path(path)[0])
 
 
+@dataclass(frozen=True)
+class Task:
+    """A training task: its config class and the function that runs one training from that config."""
+
+    name: str
+    config: type[TrainerOptions]
+    run: Callable[[Any], dict[str, Any]]
+
+
+#: task name -> ``Task``, filled by ``@register_task`` in each family's training module
+TASKS: Registry[Task] = Registry("training task", ConfigError, packages=("scopeseg.train",))
+
+
+def register_task(name: str, config: type[TrainerOptions]) -> Callable[[RunFn], RunFn]:
+    """Decorator on a family's ``run(cfg) -> result``: ``train(cfg)`` of a ``config`` instance calls it.
+
+    Also registers ``config`` as the config class of ``task: NAME`` presets (``build_config``).
+    """
+
+    def deco(run: RunFn) -> RunFn:
+        TASKS.register(name, Task(name, config, run), origin=f"{run.__module__}.{run.__qualname__}")
+        register_config(name)(config)
+        return run
+
+    return deco
+
+
+def task_of(cfg: TrainerOptions) -> Task:
+    """The registered task whose config class is exactly ``type(cfg)``."""
+    for _, task in TASKS.items():
+        if type(cfg) is task.config:
+            return task
+    raise ConfigError(f"no training task takes a {type(cfg).__name__}; tasks: {', '.join(TASKS.names())}")
+
+
+def create_task_model(name: str, family: str, **args: Any) -> ScopesegModel:
+    """Build registered model ``name`` for a task that trains ``family`` models; another family's is refused."""
+    from ..models.registry import create_model, list_models, model_entry
+
+    entry = model_entry(name)
+    if entry.family != family:
+        raise ConfigError(
+            f"model {name!r} is a {entry.family} model; this task trains {family} models: "
+            + ", ".join(list_models(family=family))
+        )
+    return create_model(name, **args)
+
+
 def train(cfg: TrainerOptions) -> dict[str, Any]:
-    """Dispatch a typed training config to its task's runner (semantic, promptable, ...)."""
-    from . import TRAINERS
-
-    task = next((t for t, c in _task_classes().items() if type(cfg) is c), None)
-    if task not in TRAINERS:
-        raise ConfigError(f"no trainer for config {type(cfg).__name__}")
-    return TRAINERS[task](cfg)
-
-
-def _task_classes():
-    from ..config import CONFIG_CLASSES
-
-    return CONFIG_CLASSES
+    """Run the training task of a typed config (``build_config`` gives it from a preset); returns its result."""
+    return task_of(cfg).run(cfg)
 
 
 def load_result(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -284,7 +328,7 @@ def make_loader(dataset: Dataset, cfg: TrainerOptions, shuffle: bool) -> DataLoa
 def fit_and_release(
     module,
     datamodule,
-    model: torch.nn.Module,
+    model: ScopesegModel,
     cfg: TrainerOptions,
     run_dir: Path,
     card: str,
@@ -297,7 +341,7 @@ def fit_and_release(
     A ``TrainingError`` (NaN loss) still releases the last good checkpoint, then is raised naming it.
     Returns None on other ranks, else ``{"best", "train_seconds", "epochs_run", "trainer"}``.
     """
-    from ..models.registry import run_manifest, save_pretrained
+    from ..models.checkpoints import run_manifest
 
     trainer = build_trainer(cfg, run_dir, monitor=monitor, mode=mode)
     t0 = time.time()
@@ -313,11 +357,11 @@ def fit_and_release(
     best_dir = Path(run_dir) / "best"
     if state is not None:
         model.load_state_dict(state)
-        model.scopeseg_config["pretrained"] = False  # the weights are in the checkpoint now
+        model.config["pretrained"] = False  # the weights are in the checkpoint now
         manifest = run_manifest(
             cfg.model_dump(mode="json"), seed=cfg.seed, data_digest=data_digest(getattr(cfg, "data", None))
         )
-        save_pretrained(model.cpu().eval(), best_dir, manifest=manifest, card=card)
+        model.cpu().eval().save_pretrained(best_dir, manifest=manifest, card=card)
     if error is not None:
         kept = f"; last good checkpoint: {best_dir}" if state is not None else ""
         raise TrainingError(f"{error}{kept}")

@@ -2,8 +2,9 @@
 
 Each ground-truth object of the canonical data set is one sample: its image through the model's own
 recipe (``prompt_transforms``, the one inference uses), its tight box jittered by up to ``box_jitter`` x the
-box side, and its mask at the decoder's low-res size. Loss: Dice + BCE on the single-mask logits + MSE of
-the predicted IoU (as LiteMedSAM's training); the image encoder can be frozen. Same Lightning loop,
+box side, and its mask at the decoder's low-res size. Loss by name (``losses.py``, default Dice + BCE on the
+single-mask logits + MSE of the predicted IoU, as LiteMedSAM's training); validation Dice / IoU are the binary
+protocol's on the thresholded masks (``metrics.protocols``); the image encoder can be frozen. Same Lightning loop,
 checkpoints and DDP as semantic training (``runner.build_trainer``).
 """
 
@@ -19,17 +20,17 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import register_config
 from ..data.coco import CocoDataset, load_dataset
-from ..errors import DataError, ScopesegError, TrainingError
+from ..errors import DataError, TrainingError
 from ..io import write_json
+from ..losses import build_loss
 from ..models.sam.recipes import as_rgb_uint8, get_recipe
-from .loop import TrainerOptions, configure_adamw, make_loader
+from .loop import TrainerOptions, configure_adamw, create_task_model, make_loader, register_task
+from .validation import RankMean, score_label_maps
 
 log = logging.getLogger(__name__)
 
 
-@register_config("promptable")
 class PromptableTrainConfig(TrainerOptions):
     """Box-prompted fine-tuning of a SAM-family model on the canonical data set."""
 
@@ -42,7 +43,10 @@ class PromptableTrainConfig(TrainerOptions):
     freeze_encoder: bool = False
     freeze_bn: bool = Field(True, description="keep BatchNorm statistics fixed (small CPU batches)")
     box_jitter: float = Field(0.1, ge=0, le=0.5, description="max box side shift as a fraction of the side")
-    iou_loss_weight: float = Field(1.0, ge=0)
+    loss: str = Field(
+        "dice:1,bce:1,iou_mse:1",
+        description="weighted losses by name (losses.py); iou_mse trains the IoU head",
+    )
     flip: bool = True
     min_area: int = Field(16, ge=1, description="skip objects smaller than this many pixels")
 
@@ -107,19 +111,6 @@ class PromptSampleDataset(Dataset):
         )
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    p = torch.sigmoid(logits).flatten(1)
-    t = target.flatten(1)
-    return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
-
-
-def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    pred = (logits > 0).flatten(1).float()
-    t = target.flatten(1)
-    inter, union = (pred * t).sum(1), ((pred + t) > 0).float().sum(1)
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-
 def gradient_free_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """Parameters box-prompted training cannot change, frozen so DDP has no unused parameters to hunt:
     the mask-prompt branch (no mask input is given) and the token->image key biases (a constant per
@@ -140,6 +131,8 @@ class PromptableModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, cfg: PromptableTrainConfig):
         super().__init__()
         self.model, self.cfg = model.train(), cfg
+        self.loss_fn = build_loss(cfg.loss, binary=True, inputs=("pred_iou",))
+        self.val_dice, self.val_iou = RankMean(), RankMean()
         self._emb_cache: dict[int, torch.Tensor] = {}
         if cfg.freeze_encoder:
             self.model.image_encoder.requires_grad_(False)
@@ -148,7 +141,7 @@ class PromptableModule(L.LightningModule):
         self.save_hyperparameters(
             {
                 "config": cfg.model_dump(mode="json"),
-                "model_config": dict(getattr(model, "scopeseg_config", {})),
+                "model_config": dict(model.config),
             }
         )
 
@@ -182,19 +175,11 @@ class PromptableModule(L.LightningModule):
         else:
             emb = self.model.encode(pixels)
         low, iou = self.model.decode(emb, corners, labels)
-        logits, pred_iou = low[:, :1], iou[:, 0]
-        d, b = dice_loss(logits, gt), F.binary_cross_entropy_with_logits(logits, gt)
-        true_iou = mask_iou(logits.detach(), gt)
-        m = F.mse_loss(pred_iou, true_iou)
-        return d + b + self.cfg.iou_loss_weight * m, {
-            "dice_loss": d,
-            "bce": b,
-            "iou_mse": m,
-            "iou": true_iou.mean(),
-        }
+        logits, target = low[:, :1], gt[:, 0]
+        return self.loss_fn(logits, target, pred_iou=iou[:, 0]), logits, target
 
     def training_step(self, batch, batch_idx):
-        loss, parts = self._step(batch)
+        loss, _, _ = self._step(batch)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss is {float(loss)} at epoch {self.current_epoch} step {self.global_step} "
@@ -202,18 +187,22 @@ class PromptableModule(L.LightningModule):
             )
         n = batch[0].shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
-        for k, v in parts.items():
-            self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        for k, v in self.loss_fn.last.items():
+            self.log(f"train_{k}_loss", v, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, parts = self._step(batch)
-        n = batch[0].shape[0]
-        self.log("val_loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(
-            "val_dice", 1 - parts["dice_loss"], on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
-        )
-        self.log("val_iou", parts["iou"], on_epoch=True, batch_size=n, sync_dist=True)
+        loss, logits, target = self._step(batch)
+        self.log("val_loss", loss, on_epoch=True, batch_size=batch[0].shape[0], sync_dist=True)
+        preds = (logits[:, 0] > 0).to(torch.uint8).cpu().numpy()
+        rows = score_label_maps("binary", list(target.cpu().numpy() > 0.5), list(preds), surface=False)
+        self.val_dice.update([r["dice"] for r in rows])
+        self.val_iou.update([r["iou"] for r in rows])
+
+    def on_validation_epoch_end(self) -> None:
+        """``val_dice`` / ``val_iou``: binary-protocol means over every validation object of every rank."""
+        self.log("val_dice", self.val_dice.compute(self.trainer.strategy), prog_bar=True)
+        self.log("val_iou", self.val_iou.compute(self.trainer.strategy))
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -258,17 +247,15 @@ class PromptDataModule(L.LightningDataModule):
         return self._loader(self.val_set, False)
 
 
+@register_task("promptable", config=PromptableTrainConfig)
 def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
     """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
-    from ..models.registry import create_model
     from .loop import fit_and_release, prepare_run_dir, resolve_resume
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = resolve_resume(cfg.resume)
     run_dir = prepare_run_dir(cfg, "promptable")
-    model = create_model(cfg.model, pretrained=cfg.pretrained, **cfg.model_args)
-    if not hasattr(model, "decode"):
-        raise ScopesegError(f"model {cfg.model!r} is not a promptable model")
+    model = create_task_model(cfg.model, "promptable", pretrained=cfg.pretrained, **cfg.model_args)
     dm = PromptDataModule(cfg, model)
     module = PromptableModule(model, cfg)
     card = f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0)."
@@ -283,12 +270,3 @@ def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
     }
     write_json(run_dir / "result.json", result, indent=2)
     return result
-
-
-def _register() -> None:
-    from . import TRAINERS
-
-    TRAINERS.setdefault("promptable", train_promptable)
-
-
-_register()

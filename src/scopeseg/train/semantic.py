@@ -14,24 +14,27 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader
 
-from ..config import register_config
 from ..data.coco import CocoDataset, load_dataset
 from ..data.datasets import SemanticDataset, build_class_map
 from ..data.transforms import eval_transform, train_transform
 from ..errors import DataError, TrainingError
 from ..io import write_json
 from ..losses import build_loss
+from ..metrics.inputs import Pair
+from ..metrics.protocols import EvalResult, score_pairs
 from .loop import (
     TrainerOptions,
     configure_adamw,
+    create_task_model,
     fit_and_release,
     make_loader,
     prepare_run_dir,
+    register_task,
     resolve_resume,
 )
+from .validation import RankMean, score_label_maps
 
 
-@register_config("semantic")
 class SemanticTrainConfig(TrainerOptions):
     """Semantic segmentation training: UNet family on the canonical data set."""
 
@@ -114,32 +117,16 @@ class SemanticDataModule(L.LightningDataModule):
         return self._loader(self.val_set, False)
 
 
-def batch_dice(
-    logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image foreground Dice (binary: the foreground; multi-class: mean over classes present in GT or pred).
+#: how validation and the best-checkpoint report score a model: binary -> protocol "binary" (foreground Dice),
+#: multi-class -> protocol "semantic" (per-image mean Dice over classes present); (protocol, per-image Dice column)
+VAL_PROTOCOL: dict[bool, tuple[str, str]] = {True: ("binary", "dice"), False: ("semantic", "mdice")}
 
-    Returns ``(dice per image, valid mask)``; an image with empty GT and empty prediction counts as 1.
-    """
+
+def predicted_labels(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Label maps ``(B, H, W)`` of logits: binary ``sigmoid > threshold`` (as ``Predictor``), else argmax."""
     if logits.shape[1] == 1:
-        pred = torch.sigmoid(logits[:, 0]) > threshold
-        gt = target > 0
-        inter = (pred & gt).flatten(1).sum(1).float()
-        denom = (pred.flatten(1).sum(1) + gt.flatten(1).sum(1)).float()
-        dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
-        return dice, torch.ones_like(dice, dtype=torch.bool)
-    pred = logits.argmax(1)
-    scores = []
-    for c in range(1, logits.shape[1]):
-        p, g = pred == c, target == c
-        inter = (p & g).flatten(1).sum(1).float()
-        denom = (p.flatten(1).sum(1) + g.flatten(1).sum(1)).float()
-        scores.append(
-            torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.full_like(denom, float("nan")))
-        )
-    s = torch.stack(scores, 1)
-    valid = ~torch.isnan(s).all(1)
-    return torch.nan_to_num(torch.nanmean(s, 1), nan=1.0), valid
+        return (torch.sigmoid(logits[:, 0]) > threshold).to(torch.uint8)
+    return logits.argmax(1)
 
 
 class SemanticModule(L.LightningModule):
@@ -147,10 +134,9 @@ class SemanticModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.cfg = cfg
-        self.loss_fn = build_loss(cfg.loss, binary=getattr(model, "binary", True))
-        self.save_hyperparameters(
-            {"config": cfg.model_dump(mode="json"), "model_config": dict(model.scopeseg_config)}
-        )
+        self.loss_fn = build_loss(cfg.loss, binary=model.binary)
+        self.val_dice = RankMean()
+        self.save_hyperparameters({"config": cfg.model_dump(mode="json"), "model_config": dict(model.config)})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -174,23 +160,25 @@ class SemanticModule(L.LightningModule):
             sync_dist=True,
         )
         for k, v in self.loss_fn.last.items():
-            self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
+            self.log(
+                f"train_{k}_loss", v, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True
+            )
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
-        dice, valid = batch_dice(logits, y, self.cfg.threshold)
         self.log("val_loss", loss, on_epoch=True, prog_bar=False, batch_size=x.shape[0], sync_dist=True)
-        self.log(
-            "val_dice",
-            dice[valid].mean() if valid.any() else dice.new_tensor(1.0),
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=int(valid.sum().clamp(min=1)),
-            sync_dist=True,
-        )
+        protocol, column = VAL_PROTOCOL[logits.shape[1] == 1]
+        params = {"surface": False} if protocol == "binary" else {"num_classes": logits.shape[1]}
+        preds = predicted_labels(logits, self.cfg.threshold).cpu().numpy()
+        rows = score_label_maps(protocol, list(y.cpu().numpy()), list(preds), **params)
+        self.val_dice.update([r[column] for r in rows])
+
+    def on_validation_epoch_end(self) -> None:
+        """``val_dice``: mean per-image Dice of the protocol over all validation images of all ranks."""
+        self.log("val_dice", self.val_dice.compute(self.trainer.strategy), prog_bar=True)
 
     def configure_optimizers(self):
         return configure_adamw(
@@ -198,26 +186,25 @@ class SemanticModule(L.LightningModule):
         )
 
 
-def train_semantic(cfg) -> dict[str, Any]:
+@register_task("semantic", config=SemanticTrainConfig)
+def train_semantic(cfg: SemanticTrainConfig) -> dict[str, Any]:
     """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only)."""
     import lightning as L
-
-    from ..models.registry import create_model
 
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = resolve_resume(cfg.resume)
     run_dir = prepare_run_dir(cfg, "semantic")
     dm = SemanticDataModule(cfg)
-    model = create_model(cfg.model, classes=dm.classes, pretrained=cfg.pretrained)
-    model.scopeseg_config.update(
+    model = create_task_model(cfg.model, "semantic", classes=dm.classes, pretrained=cfg.pretrained)
+    model.config.update(
         {
             "mode": cfg.mode,
             "input_size": list(cfg.train_size) if cfg.train_size else None,
             "threshold": cfg.threshold,
             "categories": cfg.categories,
             "category_map": {dm.ds.categories[c]["name"]: i for c, i in dm.class_map.items()},
-            "encoder_weights": getattr(model, "encoder_weights", None),
+            "encoder_weights": model.encoder_weights,
         }
     )
     module = SemanticModule(model, cfg)
@@ -232,8 +219,51 @@ def train_semantic(cfg) -> dict[str, Any]:
     }
     write_json(run_dir / "result.json", result, indent=2)  # the report reads epochs and time from it
     if cfg.report:
-        from .evaluation import evaluate_semantic_run
-
-        result["metrics"] = evaluate_semantic_run(run_dir, best_dir, dm, cfg)
+        result["metrics"] = report_best_checkpoint(run_dir, best_dir, dm, cfg)
     write_json(run_dir / "result.json", result, indent=2)
     return result
+
+
+def predict_pairs(
+    predictor: Any, ds: CocoDataset, image_ids: list[int], class_map: dict[int, int]
+) -> list[Pair]:
+    """(ground-truth label map, ``predictor``'s label map) pairs of ``image_ids`` at the images' own size."""
+    from ..progress import track
+
+    ids, bs, pairs = list(image_ids), max(1, predictor.batch_size), []
+    for start in track(range(0, len(ids), bs), "evaluating", total=(len(ids) + bs - 1) // bs):
+        chunk = ids[start : start + bs]
+        for iid, pred in zip(chunk, predictor.predict([ds.load_image(i) for i in chunk])):
+            key = str(Path(str(ds.images[iid]["file_name"])).with_suffix(""))
+            extra = {"image_id": iid, "image_path": ds.image_path(iid)}
+            pairs.append(Pair(key, ds.semantic_mask(iid, class_map), pred, extra=extra))
+    return pairs
+
+
+def score_best_checkpoint(best_dir: Path, dm: SemanticDataModule, cfg: SemanticTrainConfig) -> EvalResult:
+    """The best checkpoint's predictions on the validation images at their own size, scored by its protocol.
+
+    Why: the numbers of the training report are those ``scopeseg evaluate`` gives on the same masks (binary:
+    protocol ``binary`` with surface metrics; multi-class: ``semantic``).
+    """
+    from ..inference.semantic import Predictor
+
+    predictor = Predictor.from_pretrained(best_dir, batch_size=max(1, cfg.batch_size))
+    pairs = predict_pairs(predictor, dm.val_ds, dm.val_ids, dm.val_class_map)
+    protocol, _ = VAL_PROTOCOL[predictor.binary]
+    classes = dict(enumerate(predictor.classes, start=1))
+    params = {} if predictor.binary else {"num_classes": len(predictor.classes) + 1}
+    result = score_pairs(protocol, pairs, classes, **params)
+    result.examples = {}  # the report shows cfg.report_examples worst images
+    return result.attach_examples(pairs, cfg.report_examples)
+
+
+def report_best_checkpoint(run_dir: Path, best_dir: Path, dm: SemanticDataModule, cfg: SemanticTrainConfig):
+    """Score the best checkpoint (``score_best_checkpoint``); write ``metrics.json`` and ``report.html``."""
+    from ..evaluate import metrics_json
+    from ..report.training import training_report, training_summary
+
+    result = score_best_checkpoint(best_dir, dm, cfg)
+    write_json(Path(run_dir) / "metrics.json", metrics_json(result, dm.val_ds.path, best_dir), indent=2)
+    training_report(run_dir, cfg, result)
+    return training_summary(result)

@@ -96,9 +96,7 @@ def test_cholecseg8k_bad_inputs(tmp_path, bad_input):
     col = read_image(src / "video12/video12_00080/frame_80_endo_color_mask.png")
     col[1, 1] = (1, 1, 1)
     write(src / "video12/video12_00080/frame_80_endo_color_mask.png", col)
-    bad_input(
-        ["convert", src, tmp_path / "o3", "--masks", "color"], tmp_path / "o3", "unknown color (1, 1, 1)"
-    )
+    bad_input(["convert", src, tmp_path / "o3", "masks=color"], tmp_path / "o3", "unknown color (1, 1, 1)")
     src, _ = _cholec(tmp_path / "d")
     write(src / "video12/video12_00080/frame_80_endo_watershed_mask.png", np.zeros((H - 1, W), np.uint8))
     bad_input(["convert", src, tmp_path / "o4"], tmp_path / "o4", "mask size 15x24")
@@ -107,7 +105,7 @@ def test_cholecseg8k_bad_inputs(tmp_path, bad_input):
     bad_input(["convert", src, tmp_path / "o5"], tmp_path / "o5", "frame_95_endo.png")
     (tmp_path / "f").mkdir()
     bad_input(
-        ["convert", tmp_path / "f", tmp_path / "o6", "--from", "cholecseg8k"],
+        ["convert", tmp_path / "f", tmp_path / "o6", "from=cholecseg8k"],
         tmp_path / "o6",
         "no CholecSeg8k frames",
     )
@@ -211,13 +209,13 @@ def test_labelme_bad_inputs(tmp_path, bad_input):
     src = _labelme(tmp_path / "c")
     (src / "ann_dir/t80_VID07_000060.json").write_text("{not json")
     bad_input(
-        ["convert", src, tmp_path / "o3", "--from", "labelme"],
+        ["convert", src, tmp_path / "o3", "from=labelme"],
         tmp_path / "o3",
         "t80_VID07_000060.json: malformed JSON",
     )
     (tmp_path / "d").mkdir()
     bad_input(
-        ["convert", tmp_path / "d", tmp_path / "o4", "--from", "labelme"], tmp_path / "o4", "no LabelMe JSON"
+        ["convert", tmp_path / "d", tmp_path / "o4", "from=labelme"], tmp_path / "o4", "no LabelMe JSON"
     )
 
 
@@ -323,10 +321,10 @@ def test_endoscapes_bad_inputs(tmp_path, bad_input):
     bad_input(["convert", src, tmp_path / "o3"], tmp_path / "o3", "unknown category id 3")
     src, _ = _endoscapes(tmp_path / "d")
     shutil.copyfile(src / "images/4_4500.jpg", src / "annotations/4_4475.json")
-    bad_input(["convert", src, tmp_path / "o4", "--from", "endoscapes"], tmp_path / "o4", "4_4475.json")
+    bad_input(["convert", src, tmp_path / "o4", "from=endoscapes"], tmp_path / "o4", "4_4475.json")
     (tmp_path / "e").mkdir()
     bad_input(
-        ["convert", tmp_path / "e", tmp_path / "o5", "--from", "endoscapes"],
+        ["convert", tmp_path / "e", tmp_path / "o5", "from=endoscapes"],
         tmp_path / "o5",
         "no per-frame JSON",
     )

@@ -127,18 +127,14 @@ def test_endovis17_bad_inputs(tmp_path, bad_input):
     m = _parts(0)
     m[0, 0] = 40
     write(src / "instrument_dataset_2/ground_truth/Left_Prograsp_Forceps_labels/frame000.png", m)
-    bad_input(
-        ["convert", src, tmp_path / "o3", "--labels", "parts"], tmp_path / "o3", "unknown part value 40"
-    )
+    bad_input(["convert", src, tmp_path / "o3", "labels=parts"], tmp_path / "o3", "unknown part value 40")
     src = _ev17(tmp_path / "d", frames=1)
     (src / "instrument_dataset_1/ground_truth/Left_Prograsp_Forceps_labels/frame000.png").write_bytes(b"junk")
     bad_input(["convert", src, tmp_path / "o4"], tmp_path / "o4", "Left_Prograsp_Forceps_labels/frame000.png")
     src = _ev17(tmp_path / "e", frames=1)
-    bad_input(["convert", src, tmp_path / "o5", "--crop"], tmp_path / "o5", "cannot crop a 20x28 frame")
+    bad_input(["convert", src, tmp_path / "o5", "crop=true"], tmp_path / "o5", "cannot crop a 20x28 frame")
     (tmp_path / "f" / "instrument_dataset_1" / "left_frames").mkdir(parents=True)
-    bad_input(
-        ["convert", tmp_path / "f", tmp_path / "o6", "--from", "endovis2017"], tmp_path / "o6", "no frames"
-    )
+    bad_input(["convert", tmp_path / "f", tmp_path / "o6", "from=endovis2017"], tmp_path / "o6", "no frames")
 
 
 # ---------------------------------------------------------------------------------------------- 2018

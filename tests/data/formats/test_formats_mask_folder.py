@@ -154,14 +154,14 @@ def test_bad_inputs(tmp_path, bad_input):
     write(src / "masks" / "a.png", m)
     (tmp_path / "t.json").write_text(json.dumps({"x": [0, 255, 0]}))
     bad_input(
-        ["convert", src, tmp_path / "o3", "--classes", tmp_path / "t.json"],
+        ["convert", src, tmp_path / "o3", f"classes={tmp_path / 't.json'}"],
         tmp_path / "o3",
         "unknown color (9, 8, 7)",
     )
     # empty folder
     (tmp_path / "empty").mkdir()
     bad_input(
-        ["convert", tmp_path / "empty", tmp_path / "o4", "--from", "mask-folder"],
+        ["convert", tmp_path / "empty", tmp_path / "o4", "from=mask-folder"],
         tmp_path / "o4",
         "no image/mask pairs",
     )

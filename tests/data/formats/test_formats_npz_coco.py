@@ -86,13 +86,13 @@ def test_medsam_bad_inputs(tmp_path, bad_input):
     bad_input(["convert", tmp_path / "mis.npz", tmp_path / "o2"], tmp_path / "o2", "mis.npz: gts shape")
     np.savez(tmp_path / "nog.npz", imgs=rgb(H, W))
     bad_input(
-        ["convert", tmp_path / "nog.npz", tmp_path / "o3", "--npz-key", "gts"],
+        ["convert", tmp_path / "nog.npz", tmp_path / "o3", "key=gts"],
         tmp_path / "o3",
         "nog.npz: npz has no 'gts'",
     )
     (tmp_path / "empty").mkdir()
     bad_input(
-        ["convert", tmp_path / "empty", tmp_path / "o4", "--from", "medsam-npz"],
+        ["convert", tmp_path / "empty", tmp_path / "o4", "from=medsam-npz"],
         tmp_path / "o4",
         "no .npz files",
     )
@@ -169,7 +169,7 @@ def test_polygons_bad_inputs(tmp_path, bad_input):
     src = _polygon_coco(tmp_path / "a")
     (tmp_path / "a" / "imgs" / "a.png").unlink()
     bad_input(
-        ["convert", src, tmp_path / "o1", "--from", "coco-polygons"],
+        ["convert", src, tmp_path / "o1", "from=coco-polygons"],
         tmp_path / "o1",
         "image 7 not found: imgs/a.png",
     )
@@ -178,13 +178,13 @@ def test_polygons_bad_inputs(tmp_path, bad_input):
     d["annotations"][0]["segmentation"] = [[1, 2, "x", 3, 4, 5]]
     src.write_text(json.dumps(d))
     bad_input(
-        ["convert", src, tmp_path / "o2", "--from", "coco-polygons"],
+        ["convert", src, tmp_path / "o2", "from=coco-polygons"],
         tmp_path / "o2",
         "coco.json: annotation 1: cannot rasterise",
     )
     src.write_text("{")
     bad_input(
-        ["convert", src, tmp_path / "o3", "--from", "coco-polygons"],
+        ["convert", src, tmp_path / "o3", "from=coco-polygons"],
         tmp_path / "o3",
         "coco.json: malformed JSON",
     )
@@ -245,7 +245,7 @@ def test_detectron2_bad_inputs(tmp_path, bad_input):
     src = _d2(tmp_path / "c")
     (tmp_path / "c" / "names.json").write_text(json.dumps(["tissue", "tool"]))
     bad_input(
-        ["convert", src, tmp_path / "o3", "--classes", tmp_path / "c" / "names.json"],
+        ["convert", src, tmp_path / "o3", f"classes={tmp_path / 'c' / 'names.json'}"],
         tmp_path / "o3",
         "class index 2",
     )

@@ -91,7 +91,7 @@ def test_tapis_bad_inputs(tmp_path, bad_input):
     preds["CASE099/00000.jpg"] = {"instances": []}
     (tmp_path / "p.json").write_text(json.dumps(preds))
     bad_input(
-        ["convert", tmp_path / "p.json", tmp_path / "o1.json", "--gt", gt],
+        ["convert", tmp_path / "p.json", tmp_path / "o1.json", f"gt={gt}"],
         tmp_path / "o1.json",
         "p.json: prediction for 'CASE099/00000.jpg'",
     )
@@ -99,20 +99,20 @@ def test_tapis_bad_inputs(tmp_path, bad_input):
     preds["CASE041/00000.jpg"]["instances"][1]["instruments_score_dist"] = [0.5, 0.5]
     (tmp_path / "q.json").write_text(json.dumps(preds))
     bad_input(
-        ["convert", tmp_path / "q.json", tmp_path / "o2.json", "--gt", gt],
+        ["convert", tmp_path / "q.json", tmp_path / "o2.json", f"gt={gt}"],
         tmp_path / "o2.json",
         "instance 1: instruments_score_dist must list 3",
     )
     (tmp_path / "r.json").write_text(json.dumps([{"image_id": 10, "category_id": 7, "score": 1.0}]))
     bad_input(
-        ["convert", tmp_path / "r.json", tmp_path / "o3.json", "--to", "tapis-preds", "--gt", gt],
+        ["convert", tmp_path / "r.json", tmp_path / "o3.json", "to=tapis-preds", f"gt={gt}"],
         tmp_path / "o3.json",
         "category_id 7 is not a ground-truth category",
     )
     bad_input(
-        ["convert", tmp_path / "p.json", tmp_path / "o4.json", "--from", "tapis-preds"],
+        ["convert", tmp_path / "p.json", tmp_path / "o4.json", "from=tapis-preds"],
         tmp_path / "o4.json",
-        "--gt",
+        "gt=DATA",
     )
 
 
@@ -165,11 +165,11 @@ def test_video_bad_inputs(tmp_path, bad_input):
     bad_input(["convert", tmp_path / "broken.mp4", tmp_path / "o1"], tmp_path / "o1", "broken.mp4")
     (tmp_path / "none").mkdir()
     bad_input(
-        ["convert", tmp_path / "none", tmp_path / "o2", "--from", "video"], tmp_path / "o2", "no video files"
+        ["convert", tmp_path / "none", tmp_path / "o2", "from=video"], tmp_path / "o2", "no video files"
     )
     _videos(tmp_path / "v")
     bad_input(
-        ["convert", tmp_path / "v", tmp_path / "o3", "--stride", "0"], tmp_path / "o3", "stride must be >= 1"
+        ["convert", tmp_path / "v", tmp_path / "o3", "stride=0"], tmp_path / "o3", "stride must be >= 1"
     )
 
 
@@ -200,20 +200,20 @@ def test_mapping_renames_merges_and_drops(tmp_path):
 
 def test_cli_summary_detection_and_errors(tmp_path, cli, bad_input):
     src = _pairs(tmp_path / "src")
-    rc, out, _ = cli("convert", src, tmp_path / "coco", "--classes", tmp_path / "nope.json")
+    rc, out, _ = cli("convert", src, tmp_path / "coco", f"classes={tmp_path / 'nope.json'}")
     assert rc == 2
-    rc, out, err = cli("convert", src, tmp_path / "coco", "--mask-mode", "index")
+    rc, out, err = cli("convert", src, tmp_path / "coco", "mask_mode=index")
     assert rc == 0 and "mask-folder -> coco" in out and "images=2" in out
     bad_input(
-        ["convert", src, tmp_path / "coco2", "--from", "endovis2017", "--labels", "nonsense"],
+        ["convert", src, tmp_path / "coco2", "from=endovis2017", "labels=nonsense"],
         tmp_path / "coco2",
-        "invalid choice",
+        "labels must be one of",
     )
     rc, _, err = cli("convert", src, tmp_path / "coco")
     assert rc == 2 and "already exists" in err
-    rc, out, _ = cli("convert", src, tmp_path / "coco", "--overwrite", "--mask-mode", "index")
+    rc, out, _ = cli("convert", src, tmp_path / "coco", "--overwrite", "mask_mode=index")
     assert rc == 0
-    bad_input(["convert", src, tmp_path / "x", "--crop"], tmp_path / "x", "has no option 'crop'")
+    bad_input(["convert", src, tmp_path / "x", "crop=true"], tmp_path / "x", "has no option 'crop'")
     rc, out, _ = cli("convert", "--list")
     assert rc == 0 and len(out.strip().splitlines()) == len(list_formats()) >= 12
     # a folder that two formats claim equally is refused
@@ -266,5 +266,5 @@ def test_conversion_memory_does_not_grow_with_frames(tmp_path):
 
 def test_cli_video_stride(tmp_path, cli):
     src = _videos(tmp_path / "v")
-    rc, out, _ = cli("convert", src / "clipA.mp4", tmp_path / "frames", "--stride", "2")
+    rc, out, _ = cli("convert", src / "clipA.mp4", tmp_path / "frames", "stride=2")
     assert rc == 0 and "images=4" in out and "videos=1" in out

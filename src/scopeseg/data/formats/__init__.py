@@ -97,11 +97,11 @@ def detect(src: str | Path) -> str:
         if s > 0:
             scores[f["name"]] = s
     if not scores:
-        raise DataError("cannot tell the data format; pass --from FORMAT (see scopeseg convert --list)", src)
+        raise DataError("cannot tell the data format; pass from=FORMAT (see scopeseg convert --list)", src)
     best = max(scores.values())
     top = sorted(n for n, s in scores.items() if s == best)
     if len(top) > 1:
-        raise DataError(f"data format is ambiguous ({', '.join(top)}); pass --from FORMAT", src)
+        raise DataError(f"data format is ambiguous ({', '.join(top)}); pass from=FORMAT", src)
     return top[0]
 
 
@@ -120,7 +120,23 @@ def _call(mod: ModuleType, fn_name: str, src: Any, dst: Any, opts: dict[str, Any
         raise ConfigError(
             f"format {mod.NAME!r} ({fn_name}) has no option {bad[0]!r}; its options: {', '.join(allowed)}"
         )
-    return fn(src, dst, **given)
+    return fn(src, dst, **_typed_options(fn, mod.NAME, given))
+
+
+def _typed_options(fn: Any, fmt: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Check each option against the format function's annotation (its signature is its typed config)."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    hints = typing.get_type_hints(fn)
+    out = {}
+    for k, v in given.items():
+        try:
+            out[k] = TypeAdapter(hints.get(k, Any)).validate_python(v)
+        except ValidationError as e:
+            raise ConfigError(f"format {fmt!r}: option {k}={v!r}: {e.errors()[0]['msg']}") from None
+    return out
 
 
 def convert(
@@ -138,7 +154,7 @@ def convert(
     src_fmt = from_format or (COCO if to_format not in (None, COCO) else detect(src))
     dst_fmt = to_format or COCO
     if src_fmt == COCO and dst_fmt == COCO:
-        raise ConfigError("--from and --to are both coco: nothing to convert")
+        raise ConfigError("from= and to= are both coco: nothing to convert")
     if dst_fmt == COCO:
         return _call(get_format(src_fmt), "to_coco", src, dst, opts)
     if src_fmt == COCO:

@@ -28,7 +28,8 @@ from ...io import _json_default as json_default
 from ...io import atomic_dir, image_size, is_image, read_image, read_json, write_image
 from ...progress import track
 from .. import rle as rle_utils
-from ..coco import ANNOTATION_FILE, CocoDataset
+from ..coco import CocoDataset
+from ..records import ANNOTATION_FILE
 from ._labels import (  # noqa: F401 - re-exported for the format modules
     color_to_label_map,
     label_map_rles,

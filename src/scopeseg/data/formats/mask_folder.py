@@ -174,7 +174,7 @@ class _Encoder:
         elif self.mode == "color":
             if not self.table or not all("color" in c for c in self.table):
                 raise ConfigError(
-                    "RGB color-coded masks need a class table with a color per class (--classes)"
+                    "RGB color-coded masks need a class table with a color per class (classes=FILE)"
                 )
             self.colors = {tuple(c["color"]): c["id"] for c in self.table}
             for c in self.table:
@@ -207,7 +207,7 @@ class _Encoder:
             return
         if mask.ndim == 3:
             raise DataError(
-                f"RGB mask in a folder of {self.mode} masks (pass --mask-mode color and --classes)", path
+                f"RGB mask in a folder of {self.mode} masks (pass mask_mode=color and classes=FILE)", path
             )
         if self.mode == "binary" and path.suffix.lower() in LOSSY:
             self._jpeg(image_id, mask, path)
@@ -233,7 +233,7 @@ class _Encoder:
         extra = vals - {0}
         if len(extra) > 1 or (extra and self.binary_value is not None and extra != {self.binary_value}):
             raise DataError(
-                f"mask values {sorted(vals)} are not binary (0/255 or 0/1); pass --mask-mode index for "
+                f"mask values {sorted(vals)} are not binary (0/255 or 0/1); pass mask_mode=index for "
                 f"class-index masks",
                 path,
             )

@@ -17,7 +17,8 @@ import numpy as np
 from ...errors import DataError
 from ...io import read_json, write_json
 from .. import rle as rle_utils
-from ..coco import CocoDataset, resolve_data_path
+from ..coco import CocoDataset
+from ..records import resolve_data_path
 from ._base import (
     CocoWriter,
     ConversionReport,

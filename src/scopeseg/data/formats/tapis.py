@@ -43,7 +43,7 @@ def detect(src: Path) -> int:
 
 def _gt(gt: Any) -> CocoDataset:
     if gt is None:
-        raise ConfigError("TAPIS prediction conversion needs the ground-truth data set (--gt)")
+        raise ConfigError("TAPIS prediction conversion needs the ground-truth data set (gt=DATA)")
     return gt if isinstance(gt, CocoDataset) else CocoDataset.load(gt)
 
 

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from ...errors import ModelError
+from ...io import atomic_dir
+from .model import PromptableModel
 
 
 def is_hf_sam_dir(path: str | Path) -> bool:
@@ -27,20 +29,31 @@ def is_hf_sam_dir(path: str | Path) -> bool:
         return False
 
 
-class HFSamPromptable(nn.Module):
-    """Wrap a ``transformers.SamModel``: ``encode(pixels)``, ``decode(embedding, coords, labels, mask)``."""
+class HFSamPromptable(PromptableModel):
+    """Wrap a ``transformers.SamModel``: ``encode(pixels)``, ``decode(embedding, coords, labels, mask)``.
+
+    Checkpoints stay in the transformers format (not exportable: its decoder loops over mask prompts).
+    """
 
     preprocess = "sam"
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        self.config.update(model_type="sam")
         self.model = model.eval()
         pcfg = model.config.prompt_encoder_config
         self.img_size = int(pcfg.image_size)
         self.low_res_size = 4 * int(pcfg.image_embedding_size)
 
+    def save_pretrained(self, path: str | Path) -> Path:  # type: ignore[override]
+        """Write the wrapped model as a transformers SAM folder (what ``from_pretrained`` reads), atomically."""
+        with atomic_dir(path) as tmp:
+            self.model.save_pretrained(str(tmp))
+        return Path(path)
+
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> HFSamPromptable:
+    def from_pretrained(cls, path: str | Path) -> HFSamPromptable:  # type: ignore[override]
+        """Load a transformers SAM folder already on disk (never downloads)."""
         from transformers import SamModel
 
         try:

@@ -6,6 +6,7 @@ Registered as ``litemedsam`` (256^2 input, 1x1 patch embed, medical fine-tune) a
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelError
+from ..base import ScopesegModel
 from ..registry import register_model
 from .heads import MaskDecoder, PromptEncoder, TwoWayTransformer
 from .tiny_vit import TinyViT
@@ -31,16 +33,69 @@ TINYVIT_5M: dict[str, Any] = {
     "mask_in_chans": 16,
     "iou_head_hidden_dim": 256,
 }
+#: a tiny random architecture for tests and smoke runs (same code path, ~0.1 M parameters)
+TINY_ARCH: dict[str, Any] = {
+    "img_size": 64,
+    "embed_dims": (8, 16, 24, 32),
+    "depths": (1, 1, 2, 1),
+    "num_heads": (1, 2, 3, 4),
+    "window_sizes": (7, 7, 14, 7),
+    "prompt_dim": 32,
+    "decoder_mlp_dim": 64,
+    "decoder_heads": 2,
+    "mask_in_chans": 8,
+    "iou_head_hidden_dim": 32,
+}
 #: keys in a checkpoint that the SAM model never uses (MobileSAM's classification head)
 UNUSED_KEYS = ("image_encoder.head.", "image_encoder.norm_head.")
 
 
-class PromptableSAM(nn.Module):
+class PromptableModel(ScopesegModel, metaclass=abc.ABCMeta):
+    """The promptable family's contract: ``encode(pixels)``, ``decode(embedding, coords, labels, mask)``.
+
+    Prompts follow SAM's ONNX convention (box = 2 corners labelled 2 and 3); ``img_size``, ``low_res_size``
+    and ``preprocess`` (the image recipe name, ``scopeseg.models.sam.recipes``) describe the input and output.
+    """
+
+    family = "promptable"
+    promptable = True
+    img_size: int
+    low_res_size: int
+    preprocess: str
+
+    @abc.abstractmethod
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised, padded ``(B, 3, S, S)`` image -> embedding."""
+
+    @abc.abstractmethod
+    def decode(
+        self,
+        embedding: torch.Tensor,
+        coords: torch.Tensor,
+        labels: torch.Tensor,
+        mask_input: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> all 4 low-res mask logits ``(N, 4, L, L)`` and IoU predictions ``(N, 4)``."""
+
+    def forward(self, pixels, coords, labels, mask_input=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode one image per prompt set and decode (training path; ``pixels`` batch = prompt batch)."""
+        return self.decode(self.encode(pixels), coords, labels, mask_input)
+
+    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """Random normalised images at ``img_size`` and one box per image (corners labelled 2 and 3)."""
+        s = self.img_size
+        corners = torch.tensor([[s * 0.2, s * 0.25], [s * 0.7, s * 0.8]]).expand(batch, 2, 2).clone()
+        return torch.randn(batch, 3, s, s), corners, torch.tensor([2.0, 3.0]).expand(batch, 2).clone()
+
+
+class PromptableSAM(PromptableModel):
     """SAM-style model: ``encode(pixels) -> embedding``, ``decode(embedding, coords, labels, mask) -> logits, iou``.
 
     ``preprocess`` names the image recipe the weights were trained with (``medsam``: min-max, INTER_AREA;
     ``sam``: mean/std, PIL bilinear); see ``scopeseg.models.sam.recipes``.
     """
+
+    exportable = True
 
     def __init__(
         self,
@@ -105,26 +160,6 @@ class PromptableSAM(nn.Module):
         dense = self.prompt_encoder.embed_dense(mask_input, n)
         return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(), sparse, dense)
 
-    def save_pretrained(self, path) -> Any:
-        """Checkpoint folder (model.safetensors + config.json + manifest + card); see ``registry.save_pretrained``."""
-        from ..registry import save_pretrained
-
-        return save_pretrained(self, path)
-
-    @classmethod
-    def from_pretrained(cls, path) -> PromptableSAM:
-        """Rebuild from a checkpoint folder written by ``save_pretrained`` (strict weight loading)."""
-        from ..registry import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ModelError(f"{path}: checkpoint holds a {type(model).__name__}, not a promptable SAM model")
-        return model
-
-    def forward(self, pixels, coords, labels, mask_input=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode one image per prompt set and decode (training path; ``pixels`` batch = prompt batch)."""
-        return self.decode(self.encode(pixels), coords, labels, mask_input)
-
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the keys the SAM model never uses (MobileSAM's classifier head) and non-tensors."""
@@ -169,6 +204,7 @@ def _build(
 @register_model(
     "litemedsam",
     family="promptable",
+    tiny={**TINY_ARCH, "pretrained": False},
     description="LiteMedSAM (TinyViT + SAM decoder, 256^2, medical box-prompted; Apache-2.0 weights)",
 )
 def litemedsam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
@@ -181,23 +217,9 @@ def litemedsam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
 @register_model(
     "mobilesam",
     family="promptable",
+    tiny={**TINY_ARCH, "pretrained": False},
     description="MobileSAM (TinyViT-5M + SAM decoder, 1024^2, general images; Apache-2.0 weights)",
 )
 def mobilesam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
     """MobileSAM: 3x3 stride-2 patch embed at 1024^2, ImageNet mean/std normalisation (SAM recipe)."""
     return _build({"img_size": 1024, "patch_kernel": 3, "preprocess": "sam"}, "mobilesam", pretrained, arch)
-
-
-#: a tiny random architecture for tests and smoke runs (same code path, ~0.1 M parameters)
-TINY_ARCH: dict[str, Any] = {
-    "img_size": 64,
-    "embed_dims": (8, 16, 24, 32),
-    "depths": (1, 1, 2, 1),
-    "num_heads": (1, 2, 3, 4),
-    "window_sizes": (7, 7, 14, 7),
-    "prompt_dim": 32,
-    "decoder_mlp_dim": 64,
-    "decoder_heads": 2,
-    "mask_in_chans": 8,
-    "iou_head_hidden_dim": 32,
-}

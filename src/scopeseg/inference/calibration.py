@@ -1,7 +1,7 @@
-"""Calibration images for static int8 quantisation of promptable encoders (no data needed: synthetic).
+"""Synthetic scope-like frames: the sample inputs of export checks and the int8 calibration images (no data).
 
-Procedural scope-like frames (tissue texture, field-of-view circle, bright lesions, glare) span the value
-ranges the encoder sees; pass real images instead (``calibration_images=``) when you have them.
+Procedural frames (tissue texture, field-of-view circle, bright lesions, glare) span the value ranges an
+encoder sees; pass real images instead (``calibration_images=``) when you have them.
 """
 
 from __future__ import annotations

@@ -100,3 +100,17 @@ def test_cycle_finder_finds_a_known_cycle():
 def test_no_import_circle_in_the_package():
     cycles = find_cycles(import_graph())
     assert not cycles, "import circles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_training_and_models_never_import_inference_and_inference_never_imports_training():
+    """DESIGN: image/prompt recipes live beside the models, so training needs no inference code (and the
+    other way round, as in SAM2's split of predictors and training)."""
+    g = import_graph()
+    bad = [
+        f"{m} -> {t}"
+        for m, targets in g.items()
+        for t in targets
+        if (m.startswith(("scopeseg.train", "scopeseg.models")) and t.startswith("scopeseg.inference"))
+        or (m.startswith("scopeseg.inference") and t.startswith("scopeseg.train"))
+    ]
+    assert not bad, "; ".join(bad)

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from .config import BaseConfig, parse_size
 from .errors import DataError
 from .io import write_json
 
@@ -21,17 +24,26 @@ log = logging.getLogger(__name__)
 TEST_SEED_OFFSET = 1000
 
 
+class DemoConfig(BaseConfig):
+    """Settings of ``scopeseg demo OUT key=value...``; ``train.KEY=VALUE`` overrides the training config."""
+
+    train_videos: int = Field(6, ge=1)
+    test_videos: int = Field(2, ge=1)
+    frames: int = Field(40, ge=2)  # frames per synthetic video
+    size: tuple[int, int] = (480, 736)  # frame size HxW of the synthetic videos
+    minutes: float = Field(6.0, gt=0)  # training time budget on this machine
+    model: str = "unet-lite0"
+    seed: int = Field(0, ge=0)
+    train: dict[str, Any] = Field(default_factory=dict)  # e.g. train.lr=1e-3 train.pretrained=false
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v):
+        return parse_size(v)
+
+
 def run_demo(
-    out: str | Path,
-    train_videos: int = 6,
-    test_videos: int = 2,
-    frames: int = 40,
-    size: tuple[int, int] = (480, 736),
-    minutes: float = 6.0,
-    model: str = "unet-lite0",
-    seed: int = 0,
-    say: Callable[[str], None] = log.info,
-    overrides: list[str] | None = None,
+    out: str | Path, cfg: DemoConfig | None = None, say: Callable[[str], None] = log.info
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns paths and the held-out metrics."""
     from .config import build_config, list_presets
@@ -45,6 +57,9 @@ def run_demo(
     from .report.training import training_summary
     from .train import train
 
+    cfg_demo = cfg or DemoConfig()
+    train_videos, test_videos, frames = cfg_demo.train_videos, cfg_demo.test_videos, cfg_demo.frames
+    size, minutes, model, seed = cfg_demo.size, cfg_demo.minutes, cfg_demo.model, cfg_demo.seed
     out = Path(out)
     t0 = time.time()
     paths: dict[str, Any] = {}
@@ -77,10 +92,11 @@ def run_demo(
             "val_fraction=0.17",
             "report_examples=4",
             "train_size=[192,288]",
-            *(overrides or []),
         ],
         task="semantic",
     )
+    if cfg_demo.train:
+        cfg = build_config(type(cfg), overrides={**cfg.model_dump(), **cfg_demo.train})
     say(
         f"training {cfg.model} at {cfg.train_size[0]}x{cfg.train_size[1]} for up to {minutes:g} min on the CPU"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -36,6 +36,9 @@ class PredictConfig(BaseConfig):
     masks: bool | None = None  # mask PNG views; None: yes except for videos
     overlays: bool = True  # overlay images / overlay video
     images: bool = True  # store the images (links; video frames as JPEG) in the predicted data set
+    engine: Literal["torch", "onnx"] = "torch"  # onnx: exported once into MODEL/onnx (announced)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: torch engine only
+    threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
 
 
 def input_kind(path: Path) -> str:
@@ -248,7 +251,9 @@ def predict_model(
 ) -> dict[str, Any]:
     """``scopeseg predict``: load the model, predict ``input_path`` into ``out`` under ``cfg``."""
     cfg = cfg or PredictConfig()
-    predictor = Predictor.from_pretrained(model, batch_size=cfg.batch_size, threshold=cfg.threshold)
+    predictor = Predictor.from_pretrained(
+        model, cfg.engine, cfg.precision, cfg.threads, batch_size=cfg.batch_size, threshold=cfg.threshold
+    )
     path = Path(input_path)
     masks = cfg.masks if cfg.masks is not None else input_kind(path) != "video"
     return predict_path(predictor, path, out, masks=masks, overlays=cfg.overlays, images=cfg.images)

@@ -70,6 +70,11 @@ def create_model(name: str, **cfg: Any) -> nn.Module:
     entry = model_entry(name)
     args = {**entry.defaults, **cfg}
     model = entry.factory(**args)
+    if not callable(getattr(model, "bind_config", None)):  # registry sits below base: checked by its contract
+        raise ModelError(
+            f"model {name!r}: its factory returned a {type(model).__name__}, not a ScopesegModel "
+            "(subclass scopeseg.models.base.ScopesegModel)"
+        )
     model.bind_config(name, args)
     if model.family != entry.family:
         raise ModelError(

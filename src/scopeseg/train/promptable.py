@@ -18,14 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..data.coco import CocoDataset, load_dataset
 from ..errors import DataError, TrainingError
 from ..io import write_json
 from ..losses import build_loss
 from ..models.sam.recipes import as_rgb_uint8, get_recipe
-from .loop import TrainerOptions, configure_adamw, create_task_model, make_loader, register_task
+from .loop import TrainerOptions, configure_adamw, create_task_model, register_task
+from .semantic import TrainValDataModule, train_val_ids
 from .validation import RankMean, score_label_maps
 
 log = logging.getLogger(__name__)
@@ -209,11 +210,9 @@ class PromptableModule(L.LightningModule):
         return configure_adamw(params, self.cfg, int(self.trainer.estimated_stepping_batches))
 
 
-class PromptDataModule(L.LightningDataModule):
+class PromptDataModule(TrainValDataModule):
     def __init__(self, cfg: PromptableTrainConfig, model: torch.nn.Module):
         super().__init__()
-        from .semantic import train_val_ids
-
         if not cfg.data:
             raise DataError("no training data: pass data=PATH (a data set folder or COCO JSON)")
         self.cfg = cfg
@@ -236,15 +235,6 @@ class PromptDataModule(L.LightningDataModule):
             raise DataError(
                 f"need objects in both splits (train {len(self.train_set)}, val {len(self.val_set)})", ds.path
             )
-
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return make_loader(dataset, self.cfg, shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False)
 
 
 @register_task("promptable", config=PromptableTrainConfig)

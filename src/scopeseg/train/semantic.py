@@ -12,7 +12,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from pydantic import Field
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..data.coco import CocoDataset, load_dataset
 from ..data.datasets import SemanticDataset, build_class_map
@@ -65,7 +65,24 @@ def train_val_ids(ds: CocoDataset, val_fraction: float, seed: int) -> tuple[list
     return parts["train"], parts["val"]
 
 
-class SemanticDataModule(L.LightningDataModule):
+class TrainValDataModule(L.LightningDataModule):
+    """A task's ``train_set`` / ``val_set`` behind the shared loaders (shuffle + drop_last only when training)."""
+
+    cfg: TrainerOptions
+    train_set: Dataset
+    val_set: Dataset
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return make_loader(dataset, self.cfg, shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False)
+
+
+class SemanticDataModule(TrainValDataModule):
     def __init__(self, cfg: SemanticTrainConfig):
         super().__init__()
         if not cfg.data:
@@ -106,15 +123,6 @@ class SemanticDataModule(L.LightningDataModule):
             transform=None if cache else eval_transform(size),
             cache_transform=cache,
         )
-
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return make_loader(dataset, self.cfg, shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False)
 
 
 #: how validation and the best-checkpoint report score a model: binary -> protocol "binary" (foreground Dice),
@@ -246,9 +254,11 @@ def score_best_checkpoint(best_dir: Path, dm: SemanticDataModule, cfg: SemanticT
     Why: the numbers of the training report are those ``scopeseg evaluate`` gives on the same masks (binary:
     protocol ``binary`` with surface metrics; multi-class: ``semantic``).
     """
-    from ..inference.semantic import Predictor
+    from ..models.checkpoints import load_model
+    from ..models.dense_recipe import DenseRecipe, torch_forward
 
-    predictor = Predictor.from_pretrained(best_dir, batch_size=max(1, cfg.batch_size))
+    model = load_model(best_dir)
+    predictor = DenseRecipe(torch_forward(model), model.config, batch_size=max(1, cfg.batch_size))
     pairs = predict_pairs(predictor, dm.val_ds, dm.val_ids, dm.val_class_map)
     protocol, _ = VAL_PROTOCOL[predictor.binary]
     classes = dict(enumerate(predictor.classes, start=1))

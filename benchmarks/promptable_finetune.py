@@ -103,6 +103,7 @@ def main() -> None:
             overrides=[
                 f"data={data}",
                 f"out={work / f'run_without_{held_out}'}",
+                "overwrite=true",  # a rerun of the benchmark retrains
                 f"epochs={args.epochs}",
                 f"lr={args.lr}",
                 f"freeze_encoder={args.freeze_encoder}",

@@ -47,6 +47,7 @@ def train_synthetic(work: Path, minutes: float, seed: int = 0) -> Path:
         overrides=[
             f"data={data}",
             f"out={work / 'train'}",
+            "overwrite=true",  # a rerun of the benchmark retrains
             f"max_minutes={minutes}",
             "epochs=100",
             "mode=binary",

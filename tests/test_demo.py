@@ -13,6 +13,19 @@ import pytest
 from scopeseg.cli import main
 
 
+TOY = [
+    "train_videos=2",
+    "test_videos=1",
+    "frames=4",
+    "size=64x96",
+    "minutes=0.2",
+    "model=unet-effb0",
+    "train.pretrained=false",
+    "train.train_size=[64,96]",
+    "train.epochs=1",
+]
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """One toy demo run: (output folder, exit code, printed text)."""
@@ -80,3 +93,20 @@ def test_demo_dice_is_what_scopeseg_evaluate_gives_on_its_files(demo_run, tmp_pa
     assert abs(summary["held_out"]["dice_mean_per_image"] - want) <= 1e-9
     demo_metrics = json.loads((out / "test" / "metrics.json").read_text())
     assert demo_metrics["metrics"] == metrics["metrics"]
+
+
+def test_demo_reruns_into_its_own_folder_and_refuses_a_foreign_one(demo_run, tmp_path, capsys):
+    """``make demo`` twice works (the demo regenerates its own subfolders, reusing its data); a folder that is
+    not a demo run is refused and left as it was."""
+    out, code, _ = demo_run
+    frame = sorted((out / "data" / "test").rglob("*.jpg"))[0]
+    before = frame.read_bytes()
+    assert main(["-q", "demo", str(out), *TOY]) == 0
+    assert frame.read_bytes() == before  # the synthetic data was reused, not regenerated
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["-q", "demo", str(foreign), *TOY]) == 2
+    assert "not a scopeseg demo run" in capsys.readouterr().err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from .config import BaseConfig, parse_size
 from .errors import DataError
-from .io import write_json
+from .io import output_exists, write_json
 
 log = logging.getLogger(__name__)
 TEST_SEED_OFFSET = 1000
@@ -61,6 +61,9 @@ def run_demo(
     train_videos, test_videos, frames = cfg_demo.train_videos, cfg_demo.test_videos, cfg_demo.frames
     size, minutes, model, seed = cfg_demo.size, cfg_demo.minutes, cfg_demo.model, cfg_demo.seed
     out = Path(out)
+    if output_exists(out) and not (out / "demo.json").is_file() and not (out / "data").is_dir():
+        # the demo regenerates its own subfolders on every call, so it never writes into someone else's folder
+        raise DataError("holds files that are not a scopeseg demo run; choose another output folder", out)
     t0 = time.time()
     paths: dict[str, Any] = {}
     data_train, data_test = out / "data" / "train", out / "data" / "test"
@@ -75,7 +78,9 @@ def run_demo(
         if not report.ok:
             raise DataError(f"synthetic data failed validation: {report.counts()}", path)
     say("validated: no problems")
-    paths["preview"] = preview(data_test, out / "preview", max_frames=8, video=True)["preview"]
+    paths["preview"] = preview(data_test, out / "preview", max_frames=8, video=True, overwrite=True)[
+        "preview"
+    ]
 
     run_dir = out / "train"
     cfg = build_config(
@@ -84,6 +89,7 @@ def run_demo(
             f"model={model}",
             f"data={data_train}",
             f"out={run_dir}",
+            "overwrite=true",  # the demo regenerates its own run folder on every call
             f"max_minutes={minutes}",
             "epochs=200",
             "mode=binary",
@@ -104,7 +110,7 @@ def run_demo(
 
     predictor = Predictor.from_pretrained(result["best"], batch_size=4)
     say(f"predicting {test_videos} held-out videos (seeds never used in training) at {size[0]}x{size[1]}")
-    held = predict_path(predictor, data_test, out / "predict" / "test", overlays=False)
+    held = predict_path(predictor, data_test, out / "predict" / "test", overlays=False, overwrite=True)
     evaluate_args = {
         "gt": str(data_test),
         "pred": held["predicted"],
@@ -113,11 +119,13 @@ def run_demo(
     }
     say(f"scoring {held['predicted']} like scopeseg evaluate (protocol binary, categories {cfg.categories})")
     evaluation = run_protocol("binary", data_test, held["predicted"], **evaluate_args["params"])
-    test_files = save_results(evaluation, out / "test", data_test, held["predicted"])
+    test_files = save_results(evaluation, out / "test", data_test, held["predicted"], overwrite=True)
 
     video = sorted((data_test / "videos").glob("*.mp4"))[0]
     say(f"predicting {video.name} -> overlay video")
-    pred = predict_path(predictor, video, out / "predict" / "video", masks=False, overlays=True)
+    pred = predict_path(
+        predictor, video, out / "predict" / "video", masks=False, overlays=True, overwrite=True
+    )
     paths.update(
         {
             "train_report": run_dir / "report.html",

@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import BaseConfig, Floats, Ints
 from .errors import ConfigError, DataError
-from .io import atomic_dir
+from .io import check_output, output_dir
 from .metrics.inputs import Pair
 from .metrics.protocols import PROTOCOLS, EvalResult, get_protocol, run_protocol, score_pairs
 from .report.evaluation import build_report
@@ -87,12 +87,20 @@ def per_item_csv(result: EvalResult) -> str:
 
 
 def save_results(
-    result: EvalResult, out_dir: str | Path, gt: str | Path | None = None, pred: str | Path | None = None
+    result: EvalResult,
+    out_dir: str | Path,
+    gt: str | Path | None = None,
+    pred: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write ``metrics.json``, ``per_item.csv`` and ``report.html`` into ``out_dir`` (atomically, as one folder)."""
+    """Write ``metrics.json``, ``per_item.csv`` and ``report.html`` into ``out_dir`` (atomically, as one folder).
+
+    An existing ``out_dir`` is refused unless ``overwrite`` (then replaced once the new folder is written).
+    """
     out_dir = Path(out_dir)
+    check_output(out_dir, overwrite)
     report = build_report(result, gt, pred)
-    with atomic_dir(out_dir) as tmp:
+    with output_dir(out_dir, overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics_json(result, gt, pred), indent=2))
         (tmp / "per_item.csv").write_text(per_item_csv(result))
         (tmp / "report.html").write_text(report.render())

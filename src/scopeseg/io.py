@@ -1,7 +1,8 @@
 """Atomic writes and safe readers for JSON, images and videos.
 
-Every output goes to a temp file in the destination folder and is renamed into place, so a crash never
-leaves a half-written file that looks complete. Readers raise ``DataError`` naming the file.
+Every output goes to a hidden temp sibling (a file, or a whole output folder) and is renamed into place, so
+a crash never leaves a half-written output that looks complete; a command's OUT is refused when it exists
+unless ``--overwrite`` (``check_output``). Readers raise ``DataError`` naming the file.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,10 +19,96 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg"}
+
+
+#: a writer's hidden siblings of an output ``NAME``: ``.NAME.partial-PID-RANDOM`` (being written) and
+#: ``.NAME.replaced-PID-RANDOM`` (the earlier output, for the instant of the swap); the PID tells a live
+#: writer from one that was killed, whose leftovers the next writer of ``NAME`` restores or removes
+PARTIAL, REPLACED = "partial", "replaced"
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<tag>partial|replaced)-(?P<pid>\d+)-")
+
+
+def _sibling_prefix(path: Path, tag: str) -> str:
+    return f".{path.name}.{tag}-{os.getpid()}-"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (ours counts): leftovers of a live writer are never touched."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def leftovers(path: str | Path) -> dict[str, list[Path]]:
+    """Siblings that killed writers of ``path`` left (``partial`` / ``replaced``), newest first.
+
+    Why: they are named ``.NAME.<tag>-PID-...``; a live PID (another run writing now) is left alone.
+    """
+    path = Path(path)
+    found: dict[str, list[Path]] = {PARTIAL: [], REPLACED: []}
+    if not path.parent.is_dir():
+        return found
+    for p in path.parent.iterdir():
+        m = _LEFTOVER.match(p.name)
+        if m and m["name"] == path.name and not pid_alive(int(m["pid"])):
+            found[m["tag"]].append(p)
+    for v in found.values():
+        v.sort(key=lambda p: p.lstat().st_mtime, reverse=True)
+    return found
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def tidy(path: str | Path, keep_partial: bool = False) -> Path | None:
+    """Put right what a killed writer of ``path`` left: restore an earlier output caught mid-swap, remove
+    partial outputs (or keep the newest when ``keep_partial``, returned for a resume)."""
+    path = Path(path)
+    found = leftovers(path)
+    for old in found[REPLACED]:
+        if not path.exists() and not path.is_symlink():
+            os.replace(old, path)  # killed between the two renames of a swap: the earlier output comes back
+        else:
+            _remove(old)
+    keep = found[PARTIAL][0] if keep_partial and found[PARTIAL] else None
+    for p in found[PARTIAL]:
+        if p != keep:
+            _remove(p)
+    return keep
+
+
+def output_exists(path: str | Path) -> bool:
+    """True for a file (or link) or a non-empty folder at ``path``; an empty folder counts as absent."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        return True
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_output(path: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Refuse an existing output unless ``overwrite`` (or ``resume``): the rule of every command's OUT.
+
+    Why: a command never replaces something a user has before it succeeded, and only when asked to.
+    """
+    path = Path(path)
+    tidy(path, keep_partial=resume)
+    if output_exists(path) and not (overwrite or resume):
+        raise DataError("output already exists (pass --overwrite to replace it)", path)
+    return path
 
 
 def _umask() -> int:
@@ -35,7 +123,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp", dir=path.parent
+        prefix=_sibling_prefix(path, PARTIAL), suffix=suffix or path.suffix + ".tmp", dir=path.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)
@@ -49,27 +137,91 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Move the finished folder ``tmp`` to ``path``; an earlier output there goes only after that."""
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    if not (path.exists() or path.is_symlink()):
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f"{_sibling_prefix(path, REPLACED)}{os.urandom(4).hex()}")
+    os.replace(path, old)
+    os.replace(tmp, path)
+    _remove(old)
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp directory beside ``path``; it replaces ``path`` only if the block succeeds."""
+def atomic_dir(path: str | Path, resume: bool = False) -> Iterator[Path]:
+    """Yield a hidden temp folder beside ``path`` (``.NAME.partial-PID-...``); it replaces ``path`` only
+    if the block succeeds, so ``path`` holds the earlier output or the whole new one, never a mix.
+
+    ``resume``: start from the partial folder a killed run left (else from hard links to the files of an
+    existing ``path``), so a resumable writer skips what is done. A failure removes the temp folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    adopt = tidy(path, keep_partial=resume)
+    tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(path, PARTIAL), dir=path.parent))
     try:
+        if adopt is not None:
+            os.replace(adopt, tmp)  # claim it: the folder now carries this writer's PID
+            for p in list(tmp.rglob(".*")):  # files the killed writer had half-written
+                m = _LEFTOVER.match(p.name)
+                if m and not pid_alive(int(m["pid"])):
+                    _remove(p)
+        elif resume and path.is_dir():
+            shutil.copytree(path, tmp, copy_function=link_or_copy, dirs_exist_ok=True)
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _swap_in(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_dir(path: str | Path, overwrite: bool = False, resume: bool = False) -> Iterator[Path]:
+    """A command's output folder: ``check_output`` (refused if it exists, unless ``overwrite`` /
+    ``resume``), then written in a hidden temp sibling that replaces ``path`` only on success."""
+    check_output(path, overwrite, resume)
+    with atomic_dir(path, resume=resume) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def output_file(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A command's output file: ``check_output``, then an ``atomic_path`` renamed into place on success."""
+    check_output(path, overwrite)
+    with atomic_path(path) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def scratch_dir(path: str | Path) -> Iterator[Path]:
+    """A hidden temp folder beside the output ``path``, always removed at the end.
+
+    Why: it is named like a partial output of ``path``, so one a killed run left is tidied by the next writer.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(path, PARTIAL), dir=path.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def link_or_copy(src: str | Path, dst: str | Path, link: bool = True) -> Path:
+    """Hard-link ``src`` to ``dst`` (parents made), or copy it when links fail (another file system) or
+    ``link=False``."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    return dst
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -102,34 +254,127 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_json(path: str | Path) -> Any:
-    """Read JSON; missing file or malformed JSON becomes a one-line ``DataError``."""
+#: JSON type names for messages (what a file holds at its top level)
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}  # fmt: skip
+
+
+def read_json(path: str | Path, expect: type | tuple[type, ...] | None = None) -> Any:
+    """Read JSON; every way a file can fail becomes a one-line ``DataError`` naming it.
+
+    Missing, a folder, empty, malformed, not UTF-8, nested too deeply, or (with ``expect``) a top level of
+    another type. Fast path orjson; the standard library reads what orjson refuses but JSON writers emit
+    (``NaN``, ``Infinity``, nesting deeper than 1024) and names line and column of a real syntax error.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a JSON file", path)
     if not path.is_file():
-        raise DataError("file not found" if not path.exists() else "not a file", path)
+        raise DataError("file not found", path)
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror or e.__class__.__name__})", path) from None
+    return parse_json(data, path, expect)
+
+
+def parse_json(
+    data: bytes, path: str | Path | None = None, expect: type | tuple[type, ...] | None = None
+) -> Any:
+    """Parse JSON bytes (see ``read_json``); ``path`` names the source in errors."""
+    if not data.strip():
+        raise DataError("empty file (no JSON)" if not data else "file holds only whitespace (no JSON)", path)
+    try:
+        import orjson
+
+        obj = orjson.loads(data)
+    except ImportError:  # pragma: no cover - orjson is a dependency
+        obj = _parse_json_stdlib(data, path)
+    except ValueError:  # orjson.JSONDecodeError: NaN / deep nesting are read below, or the error named
+        obj = _parse_json_stdlib(data, path)
+    if expect is not None and not isinstance(obj, expect):
+        wanted = " or ".join(
+            _JSON_TYPES.get(t, t.__name__) for t in (expect if isinstance(expect, tuple) else (expect,))
+        )
+        raise DataError(
+            f"JSON top level is {_JSON_TYPES.get(type(obj), type(obj).__name__)}, expected {wanted}", path
+        )
+    return obj
+
+
+def _parse_json_stdlib(data: bytes, path: str | Path | None) -> Any:
+    try:
+        return json.loads(data)
     except json.JSONDecodeError as e:
         raise DataError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}", path) from None
     except UnicodeDecodeError:
         raise DataError("not UTF-8 text (malformed JSON)", path) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply", path) from None
+
+
+#: environment variable: the most pixels (height x width) an image may have to be decoded
+MAX_IMAGE_PIXELS_ENV = "SCOPESEG_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 2**28
+
+
+def max_image_pixels() -> int:
+    """The decompression-bomb limit: ``$SCOPESEG_MAX_IMAGE_PIXELS`` or 2^28 pixels (268 M, 16384^2)."""
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_IMAGE_PIXELS_ENV}={raw!r} is not a positive whole number of pixels")
+    return value
+
+
+def check_image_pixels(height: int, width: int, path: str | Path | None = None) -> None:
+    """Refuse an image (or a JSON record of one) larger than ``max_image_pixels()``."""
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise DataError(
+            f"image of {height}x{width} (h x w) has more than {limit} pixels "
+            f"(decompression-bomb guard; raise {MAX_IMAGE_PIXELS_ENV} to allow)",
+            path,
+        )
+
+
+def _quiet_opencv() -> None:
+    """OpenCV prints its own decoder warnings (``[ WARN ... grfmt_png.cpp]``) to stderr; a failed decode here
+    becomes one ``DataError`` line instead, so only OpenCV errors stay audible."""
+    import cv2.utils.logging as cv_logging
+
+    if cv_logging.getLogLevel() > cv_logging.LOG_LEVEL_ERROR:
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
 
 
 def read_image(path: str | Path, mode: str = "rgb") -> np.ndarray:
     """Read an image as uint8 ``HxWx3`` RGB (``mode='rgb'``) or as stored (``mode='unchanged'``).
 
-    Grey and RGBA inputs are converted to RGB; 16-bit images are scaled to 8 bit in ``rgb`` mode.
+    Grey, RGBA, CMYK and 16-bit inputs are converted to RGB (16 bit scaled to 8 in ``rgb`` mode). The header's
+    size is checked against ``max_image_pixels()`` before any pixel is decoded (decompression bombs).
     """
     import cv2
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not an image file", path)
     if not path.is_file():
         raise DataError("image not found", path)
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise DataError("cannot decode image (corrupt or unsupported format)", path)
+    if not data.size:
+        raise DataError("image file is empty (0 bytes)", path)
+    header = _header_size(path)  # None: PIL does not know the format (cv2 may; its own limit applies)
+    _quiet_opencv()
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise DataError("cannot decode image (corrupt, truncated or not an image)", path)
+    if header is None:
+        check_image_pixels(img.shape[0], img.shape[1], path)
     if mode == "unchanged":
         if img.ndim == 3 and img.shape[2] == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -137,6 +382,36 @@ def read_image(path: str | Path, mode: str = "rgb") -> np.ndarray:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
         return img
     return to_rgb_uint8(img, bgr=True)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(h, w) from the image header, checked against the pixel limit; ``None`` for formats PIL cannot name.
+
+    Why: ``PIL.Image.open`` reads only the header, so a 60000x60000 PNG of a few bytes is refused before a
+    decoder allocates its pixels. PIL's own bomb error (about 179 M pixels) is kept and reported the same way.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        limit = min(max_image_pixels(), 2 * int(Image.MAX_IMAGE_PIXELS or 0) or max_image_pixels())
+        raise DataError(
+            f"image header claims more than {limit} pixels (decompression-bomb guard)", path
+        ) from None
+    except UnidentifiedImageError:
+        return None
+    except FileNotFoundError:
+        raise DataError("image not found", path) from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL knows the format but the header is broken
+        raise DataError(f"cannot read image header ({e.__class__.__name__}: {e})", path) from None
+    check_image_pixels(h, w, path)
+    return h, w
 
 
 def to_rgb_uint8(img: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -167,17 +442,16 @@ def to_rgb_uint8(img: np.ndarray, bgr: bool = False) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image file, reading only its header where possible."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return h, w
-    except FileNotFoundError:
-        raise DataError("image not found", path) from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"cannot read image header ({e.__class__.__name__})", path) from None
+    """(height, width) of an image file from its header (no pixels decoded), within the pixel limit."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not an image file", path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError("image file is empty (0 bytes)", path)
+    hw = _header_size(path)
+    if hw is None:
+        raise DataError("cannot read image header (not an image, or a format PIL does not know)", path)
+    return hw
 
 
 def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
@@ -204,10 +478,12 @@ def is_video(path: str | Path) -> bool:
 
 
 def check_inside(root: str | Path, file_name: str) -> Path:
-    """Resolve ``file_name`` under ``root``; refuse absolute paths and ``..`` escapes."""
+    """Resolve ``file_name`` under ``root``; refuse absolute paths, ``..`` escapes and links leading out."""
     if os.path.isabs(file_name) or Path(file_name).is_absolute():
         raise DataError(f"file_name {file_name!r} is absolute (must be relative to the data root)", root)
     full = (Path(root) / file_name).resolve()
     if not full.is_relative_to(Path(root).resolve()):
-        raise DataError(f"file_name {file_name!r} escapes the data root", root)
+        if os.path.normpath(file_name).split(os.sep)[0] == "..":
+            raise DataError(f"file_name {file_name!r} escapes the data root (..)", root)
+        raise DataError(f"file_name {file_name!r} is a link leading outside the data root (to {full})", root)
     return full

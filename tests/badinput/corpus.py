@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import sys
 import zlib
@@ -22,7 +23,18 @@ import numpy as np
 H, W = 32, 48
 
 #: kinds of input and the commands that read them (the runner maps these to command lines)
-KINDS = ("dataset", "results", "image", "video", "npz", "checkpoint", "masks")
+KINDS = (
+    "dataset",
+    "results",
+    "tapis",
+    "image",
+    "prompts",
+    "video",
+    "npz",
+    "checkpoint",
+    "masks",
+    "coco_video",
+)
 
 
 @dataclass
@@ -139,6 +151,12 @@ def _dataset_cases(root: Path) -> list[Case]:
         return folder
 
     add("valid", "none: a valid data set", valid=True)
+    add(
+        "valid_polygons",
+        "none: polygon segmentations instead of RLE",
+        lambda c: c["annotations"][0].update(segmentation=[[8.0, 10.0, 20.0, 10.0, 20.0, 22.0, 8.0, 22.0]]),
+        valid=True,
+    )
     add(
         "string_image_ids",
         "image ids are strings",
@@ -408,6 +426,16 @@ def _checkpoint_cases(root: Path) -> list[Case]:
             (folder / fn).write_bytes(data if isinstance(data, bytes) else data.encode())
         cases.append(Case("checkpoint", name, folder, False, problem))
 
+    from scopeseg.models import create_model
+    from scopeseg.models.checkpoints import save_pretrained
+    from scopeseg.models.sam.model import TINY_ARCH
+
+    unet = create_model("unet-effb0", pretrained=False, classes=["grasper"])
+    save_pretrained(unet, base / "valid_unet")
+    cases.append(Case("checkpoint", "valid_unet", base / "valid_unet", True, "none: a tiny semantic model"))
+    sam = create_model("litemedsam", pretrained=False, **TINY_ARCH)
+    save_pretrained(sam, base / "valid_sam")
+    cases.append(Case("checkpoint", "valid_sam", base / "valid_sam", True, "none: a tiny LiteMedSAM"))
     cfg = json.dumps({"name": "unet-lite0", "classes": ["instrument"], "pretrained": False})
     add("missing_config", "no config.json", {"model.safetensors": b"\x00" * 16})
     add("missing_weights", "no model.safetensors", {"config.json": cfg})
@@ -427,6 +455,17 @@ def _checkpoint_cases(root: Path) -> list[Case]:
         "a pickle renamed to model.safetensors",
         {"config.json": cfg, "model.safetensors": b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94."},
     )
+    add("config_is_a_list", "config.json holds a list", {"config.json": "[1, 2]", "model.safetensors": b"x"})
+    add(
+        "config_bad_argument",
+        "config.json gives classes as a number",
+        {"config.json": json.dumps({"name": "unet-effb0", "classes": 3}), "model.safetensors": b"x"},
+    )
+    mismatch = base / "weights_mismatch"
+    shutil.copytree(base / "valid_unet", mismatch)
+    conf = json.loads((mismatch / "config.json").read_text())
+    (mismatch / "config.json").write_text(json.dumps({**conf, "classes": ["a", "b", "c"]}))
+    cases.append(Case("checkpoint", "weights_mismatch", mismatch, False, "weights of 1 class, config of 3"))
     cases.append(Case("checkpoint", "does_not_exist", base / "nowhere", False, "folder does not exist"))
     return cases
 
@@ -457,6 +496,158 @@ def _mask_cases(root: Path) -> list[Case]:
     return cases
 
 
+def _mask_folder_cases(root: Path) -> list[Case]:
+    """``images/`` + ``masks/`` folders for ``convert from=mask-folder``."""
+    cases = []
+    m = _disk_mask(16, 20, 6)
+
+    def add(name: str, problem: str, masks: dict[str, np.ndarray | bytes], valid: bool = False) -> Path:
+        folder = root / "mask_folder" / name
+        for i in range(2):
+            _write_png(folder / "images" / f"f{i:03d}.png", _image(i))
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        for fn, data in masks.items():
+            if isinstance(data, bytes):
+                (folder / "masks" / fn).write_bytes(data)
+            else:
+                cv2.imwrite(str(folder / "masks" / fn), data)
+        cases.append(Case("mask_folder", name, folder, valid, problem))
+        return folder
+
+    add("valid", "none: binary 0/255 masks", {"f000.png": m * 255, "f001.png": m * 255}, valid=True)
+    add("missing_mask", "an image without a mask", {"f000.png": m * 255})
+    add("wrong_size", "a mask of 16x16", {"f000.png": m * 255, "f001.png": np.zeros((16, 16), np.uint8)})
+    add("text_mask", "a mask file holds text", {"f000.png": m * 255, "f001.png": b"not a mask\n"})
+    add("bomb_mask", "a mask header claims 60000x60000", {"f000.png": m * 255})
+    _png_header(root / "mask_folder" / "bomb_mask" / "masks" / "f001.png", 60000, 60000)
+    f = add("text_image", "an image file holds text", {"f000.png": m * 255, "f001.png": m * 255})
+    (f / "images" / "f001.png").write_text("not an image\n")
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ prompts JSON
+def _prompt_cases(root: Path) -> list[Case]:
+    """Prompts JSON files for ``segment IMAGE_FOLDER OUT prompts=FILE`` over the image cases' folder."""
+    base = root / "prompts"
+    base.mkdir(parents=True, exist_ok=True)
+    cases = []
+
+    def add(name: str, problem: str, data, valid: bool = False, raw: bytes | None = None):
+        p = base / f"{name}.json"
+        p.write_bytes(raw if raw is not None else json.dumps(data).encode())
+        cases.append(Case("prompts", name, p, valid, problem))
+
+    ok = {"file_name": "valid.png", "boxes": [[10, 8, 30, 24]]}
+    add("valid", "none: one box on one image", [ok], valid=True)
+    add("valid_points", "none: a positive point", [{"file_name": "valid.png", "points": [[20, 16, 1]]}], True)
+    add("not_a_list", "top level is an object", ok)
+    add("no_file_name", "an entry has no file_name", [{"boxes": [[10, 8, 30, 24]]}])
+    add("box_three_numbers", "a box of 3 numbers", [{**ok, "boxes": [[10, 8, 30]]}])
+    add("box_outside_image", "a box beyond the image", [{**ok, "boxes": [[10, 8, 300, 240]]}])
+    add("box_nan", "a box holds NaN", [{**ok, "boxes": [[float("nan"), 8, 30, 24]]}])
+    add("box_strings", "a box of strings", [{**ok, "boxes": [["a", "b", "c", "d"]]}])
+    add("missing_image", "file_name names no file", [{**ok, "file_name": "nowhere.png"}])
+    add("text_image", "file_name names a text file", [{**ok, "file_name": "text.png"}])
+    add(
+        "escapes_root",
+        "file_name leaves the folder",
+        [{**ok, "file_name": "../dataset/valid/images/f000.png"}],
+    )
+    add("point_bad_label", "a point labelled 7", [{"file_name": "valid.png", "points": [[20, 16, 7]]}])
+    add("malformed", "JSON is cut off", None, raw=b'[{"file_name": ')
+    return cases
+
+
+# --------------------------------------------------------------------------------- COCO-video JSON files
+def _coco_video_cases(root: Path) -> list[Case]:
+    """COCO-video JSON (SAM2 ``order_in_video`` / TAPIS ``video_name`` + ``frame_num``) for ``convert``."""
+    cases = []
+
+    def sam2(c: dict) -> None:
+        for im in c["images"]:
+            im["order_in_video"] = im.pop("frame_index")
+
+    def tapis(c: dict) -> None:
+        for im in c["images"]:
+            im["frame_num"] = im.pop("frame_index")
+            im["video_name"] = "vid000"
+            im.pop("video_id")
+        c.pop("videos")
+
+    def add(name: str, problem: str, flavour, mutate=None, valid: bool = False):
+        coco = valid_coco()
+        flavour(coco)
+        if mutate is not None:
+            mutate(coco)
+        folder = _write_dataset(root / "coco_video" / name, coco)
+        cases.append(Case("coco_video", name, folder, valid, problem))
+
+    add("valid_sam2", "none: SAM2 order_in_video", sam2, valid=True)
+    add("valid_tapis", "none: TAPIS video_name + frame_num", tapis, valid=True)
+    add("string_frame_num", "frame_num is a word", tapis, lambda c: c["images"][0].update(frame_num="first"))
+    add(
+        "duplicate_order",
+        "two frames share order_in_video 0",
+        sam2,
+        lambda c: c["images"][1].update(order_in_video=0),
+    )
+    add(
+        "string_image_ids",
+        "image ids are strings",
+        sam2,
+        lambda c: (
+            [im.update(id=f"im{im['id']}") for im in c["images"]]
+            and [a.update(image_id=f"im{a['image_id']}") for a in c["annotations"]]
+        ),
+    )
+    add("unknown_video", "image refers to video 5", sam2, lambda c: c["images"][0].update(video_id=5))
+    return cases
+
+
+# -------------------------------------------------------------------------------------- TAPIS predictions
+def _tapis_cases(root: Path) -> list[Case]:
+    """TAPIS prediction JSON ``{file_name: {instances: [...]}}`` against the valid data set."""
+    base = root / "tapis"
+    base.mkdir(parents=True, exist_ok=True)
+    coco = valid_coco()
+    good = {}
+    for im in coco["images"]:
+        a = next(a for a in coco["annotations"] if a["image_id"] == im["id"])
+        dist = [0.9, 0.1] if a["category_id"] == 1 else [0.1, 0.9]
+        good[im["file_name"]] = {
+            "instances": [{"bbox": None, "instruments_score_dist": dist, "segment": a["segmentation"]}]
+        }
+    cases = []
+    first = next(iter(good))
+
+    def add(name: str, problem: str, data, valid: bool = False):
+        p = base / f"{name}.json"
+        p.write_text(json.dumps(data))
+        cases.append(Case("tapis", name, p, valid, problem))
+
+    def inst(**kw):
+        return {**good, first: {"instances": [{**good[first]["instances"][0], **kw}]}}
+
+    add("valid", "none: TAPIS predictions of every frame", good, valid=True)
+    add(
+        "unknown_file_name",
+        "a prediction for an image the GT lacks",
+        {**good, "images/nope.png": good[first]},
+    )
+    add(
+        "dist_too_short", "score distribution of 1 class for 2 categories", inst(instruments_score_dist=[1.0])
+    )
+    add(
+        "segment_bigger",
+        "segment of 64x96 for a 32x48 image",
+        inst(segment=_rle(np.ones((2 * H, 2 * W), np.uint8))),
+    )
+    add("instances_not_a_list", "instances is a number", {**good, first: {"instances": 5}})
+    add("instance_is_a_string", "an instance is a string", {**good, first: {"instances": ["x"]}})
+    add("nan_score", "a class score is NaN", inst(instruments_score_dist=[float("nan"), 0.1]))
+    return cases
+
+
 def build_corpus(root: str | Path) -> list[Case]:
     """Write every case under ``root``; returns the cases (the valid data set first)."""
     root = Path(root)
@@ -465,11 +656,15 @@ def build_corpus(root: str | Path) -> list[Case]:
     return (
         data
         + _results_cases(root, gt)
+        + _tapis_cases(root)
         + _image_cases(root)
+        + _prompt_cases(root)
         + _video_cases(root)
         + _npz_cases(root)
         + _checkpoint_cases(root)
         + _mask_cases(root)
+        + _mask_folder_cases(root)
+        + _coco_video_cases(root)
     )
 
 

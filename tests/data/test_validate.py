@@ -116,6 +116,7 @@ _poly_short = {**ann(1, 1, 1, box_mask(2, 8, 3, 9)), "segmentation": [[3, 2, 9, 
 _poly_bad = {**ann(1, 1, 1, box_mask(2, 8, 3, 9)), "segmentation": [[3, "a", 9, 2, 9, 8, 3, 8]]}
 _no_seg = {**ann(1, 1, 1, box_mask(2, 8, 3, 9)), "segmentation": None}
 _no_id = {k: v for k, v in ann(1, 1, 1, box_mask(2, 8, 3, 9)).items() if k != "id"}
+_negative_box = {**ann(1, 1, 1, box_mask(2, 8, 3, 9)), "bbox": [3.0, 2.0, -6.0, 6.0]}
 
 # (mutation, expected code, image id, annotation id)
 CASES = {
@@ -146,6 +147,12 @@ CASES = {
     "frame_index_missing": (_del(["images", 1, "frame_index"]), 2, None),
     "frame_index_invalid": (_set(["images", 1, "frame_index"], -1), 2, None),
     "class_overlap": (_append("annotations", lambda d: ann(7, 1, 2, box_mask(0, 4, 0, 5))), 1, None),
+    "id_not_integer": (_append("videos", lambda d: {"id": "v9", "name": "extra"}), None, None),
+    "category_no_name": (_del(["categories", 1, "name"]), None, None),
+    "too_many_pixels": (_set(["images", 1, "height"], 10**9), 2, None),
+    "unknown_video": (_set(["images", 1, "video_id"], 9), 2, None),
+    "bbox_invalid": (_replace_ann(_negative_box), 1, 1),
+    "no_images": (lambda d, root: d.update(images=[], annotations=[], videos=[]), None, None),
 }
 
 
@@ -213,7 +220,7 @@ def test_fix_repairs_unambiguous_problems(tmp_path):
         del im["frame_index"]
     data["images"][2]["frame_index"] = 2
     (tmp_path / "annotations.json").write_text(json.dumps(data))
-    ds = CocoDataset.load(tmp_path)
+    ds = CocoDataset.load(tmp_path, check=False)
     report = validate(ds)
     fixable = {c for c in report.counts() if CODES[c].fixable}
     assert fixable == {"bbox_mismatch", "area_mismatch", "polygon_too_few_points", "duplicate_annotation_id",
@@ -240,9 +247,9 @@ def test_fix_leaves_ambiguous_problems(tmp_path):
     data["images"][1]["frame_index"] = 0  # duplicate index
     data["images"][1]["file_name"] = data["images"][0]["file_name"]  # ... and same file: order unknown
     (tmp_path / "annotations.json").write_text(json.dumps(data))
-    ds = CocoDataset.load(tmp_path)
+    ds = CocoDataset.load(tmp_path, check=False)
     fixed = fix(ds, validate(ds))
-    left = validate(CocoDataset.load(fixed.save(tmp_path / "fixed.json")), check_images=False)
+    left = validate(CocoDataset.load(fixed.save(tmp_path / "fixed.json"), check=False), check_images=False)
     assert {"unknown_category", "duplicate_annotation_id", "frame_index_duplicate"} <= set(left.counts())
 
 
@@ -251,7 +258,7 @@ def test_fix_image_size_when_masks_agree(tmp_path):
     make_data(tmp_path, data)
     data["images"][0]["height"] = 99  # JSON wrong; file and RLE say 16
     (tmp_path / "annotations.json").write_text(json.dumps(data))
-    ds = CocoDataset.load(tmp_path)
+    ds = CocoDataset.load(tmp_path, check=False)
     report = validate(ds)
     assert {"image_size_mismatch", "rle_size_mismatch"} <= set(report.counts())
     fixed = fix(ds, report)

@@ -6,8 +6,9 @@ command is one new module. ``ScopesegError`` becomes one line on stderr and exit
 Grammar (one rule for every command): inputs and outputs are positionals; every setting of the job is a
 ``key=value`` of the command's typed config (``preset=NAME`` where presets exist), given in any order after
 the command; ``--flags`` are left for modes that are no setting of the result: doing something else
-(``--list``), permission to replace or skip earlier outputs (``--overwrite``, ``--resume``) and what is
-reported on the terminal (``--json``, ``--max-lines``, ``-q``, ``-v``).
+(``--list``), permission to replace or skip earlier outputs (``--overwrite``, ``--resume``), skipping the
+load-time data set checks (``--no-check``, on every command that reads a data set) and what is reported
+on the terminal (``--json``, ``--max-lines``, ``-q``, ``-v``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Command:
     arguments: list[tuple[tuple, dict]] = field(default_factory=list)
     overrides: bool = False
     keys: Callable[[], str] | None = None  # lazy text of the config keys for --help (imports the library)
+    data: bool = False  # reads data sets: loads check structure and image files; --no-check skips that
+    data_files: bool = True  # ... and the image files (off where only annotations are read: scoring)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -50,15 +53,32 @@ def arg(*args: Any, **kwargs: Any):
     return deco
 
 
-def command(name: str, help: str, overrides: bool = False, keys: Callable[[], str] | None = None):
+def command(
+    name: str,
+    help: str,
+    overrides: bool = False,
+    keys: Callable[[], str] | None = None,
+    data: bool = False,
+    data_files: bool = True,
+):
     """Register ``fn(args) -> exit code`` as ``scopeseg NAME``; ``overrides`` adds key=value items.
 
     ``keys`` returns the text listing the config keys (called only for ``--help``: it may import the library).
+    ``data``: the command reads data sets; every load it makes runs the structural checks including the
+    image files (``data.coco.data_checks``; ``data_files=False`` where no pixel is read), and ``--no-check``
+    skips them.
     """
 
     def deco(fn):
         COMMANDS[name] = Command(
-            name, help, fn, fn.__dict__.setdefault("_cli_args", []), overrides or keys is not None, keys
+            name,
+            help,
+            fn,
+            fn.__dict__.setdefault("_cli_args", []),
+            overrides or keys is not None,
+            keys,
+            data,
+            data_files,
         )  # shared: @arg may come after
         return fn
 
@@ -154,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.keys = cmd.keys
         for a, kw in cmd.arguments:
             p.add_argument(*a, **kw)
+        if cmd.data:
+            p.add_argument(
+                "--no-check",
+                action="store_true",
+                help="skip the structural checks of data sets on load (ids, references, masks, files)",
+            )
         if cmd.overrides:
             p.add_argument(
                 "overrides",
@@ -206,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"scopeseg {cmd.name}: unexpected argument {args.overrides[0]!r} (settings are key=value)"
                 )
             args.overrides = items
-        code = cmd.run(args)
+        if cmd.data:
+            from ..data.coco import data_checks
+
+            with data_checks(not args.no_check, files=cmd.data_files):
+                code = cmd.run(args)
+        else:
+            code = cmd.run(args)
         return int(code or 0)
     except ScopesegError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -36,6 +36,7 @@ def _format_keys() -> str:
     "convert",
     help="convert data sets between foreign formats and the canonical COCO+RLE data set",
     keys=_format_keys,
+    data=True,
 )
 def _convert(args: argparse.Namespace) -> int:
     from ..config import parse_overrides

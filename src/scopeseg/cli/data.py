@@ -53,6 +53,7 @@ def _print_report(report, max_lines: int, title: str = "validation") -> None:
     help="write a repaired copy (JSON path or folder, in a folder containing the images); "
     "the exit code then reflects the copy",
 )
+@arg("--overwrite", action="store_true", help="replace an existing --fix OUT")
 @arg("--no-images", action="store_true", help="skip opening image files (faster; sizes not checked)")
 @arg("--json", metavar="REPORT.json", help="write the full report (and fix log) as JSON")
 @arg("--max-lines", type=int, default=MAX_LINES, help=f"problems listed one per line (default {MAX_LINES})")
@@ -65,20 +66,20 @@ def _validate(args: argparse.Namespace) -> int:
     from ..data.validate import fix, validate
     from ..io import write_json
 
-    ds = CocoDataset.load(args.data)
+    ds = CocoDataset.load(args.data, check=False)  # every problem is reported, none refused at load
     report = validate(ds, check_images=not args.no_images)
     _print_report(report, args.max_lines)
     payload: dict = {"report": report.to_dict()}
     final = report
     if args.fix:
         fixed = fix(ds, report)
-        out = write_relocated(fixed, args.fix)
+        out = write_relocated(fixed, args.fix, args.overwrite)
         con = _console()
         for act in fixed.fix_log[: args.max_lines]:
             where = "".join(f" {k}={act[k]}" for k in ("image_id", "annotation_id") if act[k] is not None)
             con.print(f"fixed {act['code']}{where}: {act['action']}", markup=False)
         con.print(f"{len(fixed.fix_log)} fix(es) applied; repaired copy written to {out}", markup=False)
-        final = validate(CocoDataset.load(out), check_images=not args.no_images)
+        final = validate(CocoDataset.load(out, check=False), check_images=not args.no_images)
         _print_report(final, args.max_lines, title=f"after --fix ({out})")
         payload.update(fix_log=fixed.fix_log, fixed=str(out), after_fix=final.to_dict())
     if args.json:
@@ -98,7 +99,7 @@ def _bar(n: int, top: int, width: int = 40) -> str:
     metavar="OUT.json",
     help="dump the numbers as JSON (to stdout, or to OUT.json)",
 )
-@command("info", help="counts per split/category/video, image sizes and a mask-area histogram")
+@command("info", help="counts per split/category/video, image sizes and a mask-area histogram", data=True)
 def _info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -146,10 +147,12 @@ def _info(args: argparse.Namespace) -> int:
 
 @arg("data", help="data set folder (with annotations.json) or COCO JSON file")
 @arg("out", help="output JSON path or folder (in a folder containing the images)")
+@arg("--overwrite", action="store_true", help="replace an existing OUT")
 @command(
     "split",
     help="assign a split to every image, by video (no video crosses splits); writes a copy",
     keys=config_keys("scopeseg.data.selection", "SplitConfig"),
+    data=True,
 )
 def _split(args: argparse.Namespace) -> int:
     from ..data.coco import CocoDataset
@@ -159,7 +162,7 @@ def _split(args: argparse.Namespace) -> int:
     cfg = build_config_of(SplitConfig, args.overrides, "split")
     ds = CocoDataset.load(args.data)
     parts = assign_splits(ds, cfg)
-    out = write_relocated(ds, args.out)
+    out = write_relocated(ds, args.out, args.overwrite)
     for name, ids in parts.items():
         videos = {ds.images[i].get("video_id") for i in ids} - {None}
         print(f"{name}: {len(ids)} images, {len(videos)} videos")
@@ -169,12 +172,14 @@ def _split(args: argparse.Namespace) -> int:
 
 @arg("inputs", nargs="+", metavar="DATA", help="data sets to merge (folders or COCO JSON files)")
 @arg("out", help="output JSON path or folder (in a folder containing every input's images)")
-@command("merge", help="merge data sets: categories unified by name, ids and videos renumbered")
+@arg("--overwrite", action="store_true", help="replace an existing OUT")
+@command("merge", help="merge data sets: categories unified by name, ids and videos renumbered", data=True)
 def _merge(args: argparse.Namespace) -> int:
     from ..data.coco import CocoDataset
     from ..data.records import output_json_path
+    from ..io import check_output
 
-    out_json = output_json_path(args.out)
+    out_json = check_output(output_json_path(args.out), args.overwrite)
     merged = CocoDataset.merge([CocoDataset.load(p) for p in args.inputs], root=out_json.parent.resolve())
     merged.save(out_json)
     print(f"written {out_json}: {len(merged.images)} images, {len(merged.annotations)} annotations, "
@@ -184,10 +189,12 @@ def _merge(args: argparse.Namespace) -> int:
 
 @arg("data", help="data set folder (with annotations.json) or COCO JSON file")
 @arg("out", help="output JSON path or folder (in a folder containing the images)")
+@arg("--overwrite", action="store_true", help="replace an existing OUT")
 @command(
     "filter",
     help="keep a subset of a data set (categories, videos, images, split); writes a copy",
     keys=config_keys("scopeseg.data.selection", "FilterConfig"),
+    data=True,
 )
 def _filter(args: argparse.Namespace) -> int:
     from ..data.coco import CocoDataset
@@ -196,6 +203,6 @@ def _filter(args: argparse.Namespace) -> int:
 
     cfg = build_config_of(FilterConfig, args.overrides, "filter")
     out_ds = select(CocoDataset.load(args.data), cfg)
-    out = write_relocated(out_ds, args.out)
+    out = write_relocated(out_ds, args.out, args.overwrite)
     print(f"written {out}: {len(out_ds.images)} images, {len(out_ds.annotations)} annotations")
     return 0

@@ -34,15 +34,21 @@ def _protocol_keys() -> str:
     "folder, npz folder (segs), or TAPIS frame JSON",
 )
 @arg("out", nargs="?", default=None, help="optional folder for metrics.json, per_item.csv and report.html")
+@arg("--overwrite", action="store_true", help="replace an existing OUT")
 @command(
     "evaluate",
     help="score predictions against ground truth under a named metric protocol (protocol=NAME key=value...)",
     keys=_protocol_keys,
+    data=True,
+    data_files=False,  # scores annotations: ground truth without its images is fine
 )
 def _evaluate(args) -> int:
     from ..config import parse_overrides
     from ..evaluate import evaluate, save_results
+    from ..io import check_output
 
+    if args.out:
+        check_output(args.out, args.overwrite)  # before the scoring: a refused command costs nothing
     params = parse_overrides(args.overrides)
     protocol = str(params.pop("protocol", "binary"))
     result = evaluate(args.gt, args.pred, protocol, **params)
@@ -53,7 +59,7 @@ def _evaluate(args) -> int:
         else:
             print(f"  {k}: {_fmt(v)}")
     if args.out:
-        paths = save_results(result, args.out, args.gt, args.pred)
+        paths = save_results(result, args.out, args.gt, args.pred, args.overwrite)
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -64,6 +70,7 @@ def _evaluate(args) -> int:
 )
 @arg("gt", help="mask folder (or COCO data set) with the matching ground truth")
 @arg("out", nargs="?", default=None, help="optional JSON file for the full grid")
+@arg("--overwrite", action="store_true", help="replace an existing OUT")
 @command(
     "tune-threshold",
     help="grid-search probability threshold and opening kernel on saved probability maps",
@@ -71,8 +78,10 @@ def _evaluate(args) -> int:
 )
 def _tune(args) -> int:
     from ..evaluate import TuneConfig, tune_threshold_folders
-    from ..io import write_json
+    from ..io import check_output, write_json
 
+    if args.out:
+        check_output(args.out, args.overwrite)
     cfg = build_config_of(TuneConfig, args.overrides, "tune-threshold")
     r = tune_threshold_folders(args.probs, args.gt, cfg.thresholds, cfg.kernels, cfg.metric)
     b = r["best"]

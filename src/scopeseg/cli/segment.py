@@ -13,15 +13,18 @@ _MODEL_HELP = "litemedsam, mobilesam, a checkpoint folder, or an exported ONNX f
     help="an image (boxes=/points=), an image folder (prompts=JSON) or a COCO data set (from_gt=true)",
 )
 @arg("out", help="output folder: predicted/ (data set), results.json (COCO results), masks/, overlays/")
+@arg("--overwrite", action="store_true", help="replace an existing OUT (only once the prediction succeeded)")
 @command(
     "segment",
     help="box/point prompted segmentation (LiteMedSAM, MobileSAM, fine-tuned checkpoints)",
     keys=config_keys("scopeseg.inference.prompt_files", "SegmentConfig"),
+    data=True,
 )
 def _segment(args) -> int:
     from ..inference.prompt_files import SegmentConfig, segment
 
-    res = segment(args.model, args.input, args.out, build_config_of(SegmentConfig, args.overrides, "segment"))
+    cfg = build_config_of(SegmentConfig, args.overrides, "segment")
+    res = segment(args.model, args.input, args.out, cfg, args.overwrite)
     for item in res["items"][:20]:
         print(f"{item['file_name']}: scores {item['scores']} areas {item['areas']}")
     print(f"{res['masks']} masks for {res['images']} images -> {res['predicted']}, {res['results']}")
@@ -31,7 +34,8 @@ def _segment(args) -> int:
 @arg("model", help=_MODEL_HELP)
 @arg("in_dir", help="folder of challenge .npz cases (imgs, boxes)")
 @arg("out_dir", help="output folder: segs npz with the same names + efficiency.csv")
-@arg("--resume", action="store_true", help="skip cases whose output exists")
+@arg("--resume", action="store_true", help="continue a killed run, or add missing cases to OUT")
+@arg("--overwrite", action="store_true", help="replace an existing OUT (only once every case is done)")
 @command(
     "medsam-infer",
     help="MedSAM-on-laptop challenge inference: npz cases (2D, 3D) -> segs + runtime CSV",
@@ -42,7 +46,9 @@ def _medsam_infer(args) -> int:
     from ..inference.prompt_files import PromptEngineConfig
 
     cfg = build_config_of(PromptEngineConfig, args.overrides, "medsam-infer")
-    times = infer_folder(cfg.predictor(args.model), args.in_dir, args.out_dir, resume=args.resume)
+    times = infer_folder(
+        lambda: cfg.predictor(args.model), args.in_dir, args.out_dir, args.resume, overwrite=args.overwrite
+    )
     total = sum(t for _, t in times)
     print(f"{len(times)} cases in {total:.2f} s -> {args.out_dir} (efficiency.csv)")
     return 0

@@ -11,6 +11,7 @@ from . import arg, command
     "train",
     help="train a model from a preset and key=value overrides (preset=unet-lite0 data=DIR epochs=3)",
     overrides=True,
+    data=True,
 )
 def _train(args) -> int:
     from ..config import build_config

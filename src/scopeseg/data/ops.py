@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..io import check_output
 from .records import R, RecordSet, output_json_path
 
 
@@ -208,11 +209,12 @@ def relocate(ds: RecordSet, root: str | Path) -> None:
     ds.root = root
 
 
-def write_relocated(ds: RecordSet, out: str | Path) -> Path:
+def write_relocated(ds: RecordSet, out: str | Path, overwrite: bool = False) -> Path:
     """Save a data set at ``out`` (JSON path or folder) with ``file_name`` rewritten relative to it.
 
-    Changes ``ds`` in place (see ``relocate``); images are not copied, so ``out`` must lie above them.
+    Changes ``ds`` in place (see ``relocate``); images are not copied, so ``out`` must lie above them. An
+    existing annotation file there is refused unless ``overwrite`` (the rule of every command's OUT).
     """
-    out_json = output_json_path(out)
+    out_json = check_output(output_json_path(out), overwrite)
     relocate(ds, out_json.parent)
     return ds.save(out_json)

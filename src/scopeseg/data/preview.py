@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import write_image
+from ..io import check_output, output_dir, write_image
 from ..progress import track
 from ..video_io import VideoWriter
 from ..viz import caption, grid, legend_strip, overlay
@@ -53,17 +53,19 @@ def preview(
     video: bool = True,
     alpha: float = 0.5,
     cell_width: int = 368,
+    overwrite: bool = False,
 ) -> dict[str, list[Path] | Path]:
     """Write ``preview.jpg`` (grid of frames with masks + legend) and one ``<video>_overlay.mp4`` per video.
 
     Why: one look at a data set (synthetic or converted) shows whether masks sit on the right pixels.
+    ``out_dir`` appears whole at the end; an existing one is refused unless ``overwrite``.
     Returns ``{"preview": path, "videos": [paths]}``.
     """
     ds = CocoDataset.load(data_path)
     if not ds.images:
         raise DataError("data set has no images to preview", ds.path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir, overwrite)
     ids = _pick_frames(ds, max_frames)
     tiles = []
     for iid in ids:
@@ -78,21 +80,17 @@ def preview(
     cats = [(c.get("name", str(cid)), ds.category_color(cid)) for cid, c in sorted(ds.categories.items())]
     if cats:
         sheet = np.concatenate([sheet, legend_strip(cats, sheet.shape[1])], axis=0)
-    result: dict[str, list[Path] | Path] = {
-        "preview": write_image(out_dir / "preview.jpg", sheet, quality=90)
-    }
     videos: list[Path] = []
-    if video:
-        for vid, frames in iter_videos(ds):
+    with output_dir(out_dir, overwrite) as tmp:
+        write_image(tmp / "preview.jpg", sheet, quality=90)
+        for vid, frames in iter_videos(ds) if video else ():
             if not frames:
                 continue
             v = ds.videos[vid]
-            name = str(v.get("name", vid)).replace("/", "_")
-            path = out_dir / f"{name}_overlay.mp4"
-            with VideoWriter(path, fps=float(v.get("fps", 25.0))) as writer:
+            name = f"{str(v.get('name', vid)).replace('/', '_')}_overlay.mp4"
+            with VideoWriter(tmp / name, fps=float(v.get("fps", 25.0))) as writer:
                 for iid in track(frames, f"overlay {name}", total=len(frames)):
                     writer.write(overlay_image(ds, iid, alpha))
-            videos.append(path)
-    result["videos"] = videos
+            videos.append(out_dir / name)
     log.info("preview of %d frames and %d videos in %s", len(ids), len(videos), out_dir)
-    return result
+    return {"preview": out_dir / "preview.jpg", "videos": videos}

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import gc
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import DataError
-from ..io import check_inside, read_image, write_json
+from ..io import check_inside, max_image_pixels, read_image, read_json, write_json
 from ..viz import palette_color
 from . import rle as rle_utils
 
@@ -37,17 +38,6 @@ TABLES = ("videos", "categories", "images", "annotations")
 #: a record set of any subclass (loaders and copies return the class they are called on)
 R = TypeVar("R", bound="RecordSet")
 _KIND = {"videos": "video", "categories": "category", "images": "image", "annotations": "annotation"}
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        import orjson
-
-        return orjson.loads(data)
-    except ImportError:  # pragma: no cover - orjson is a dependency
-        import json
-
-        return json.loads(data)
 
 
 @contextlib.contextmanager
@@ -88,6 +78,29 @@ def output_json_path(path: str | Path) -> Path:
 def is_rle_str(seg: Any) -> bool:
     """True for a compressed RLE with text counts (the canonical segmentation)."""
     return type(seg) is dict and type(seg.get("counts")) is str
+
+
+def _positive_int(v: Any) -> bool:
+    return type(v) is int and v > 0
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_uncompressed(seg: dict) -> None:
+    """Refuse an uncompressed RLE whose runs are not non-negative integers summing to height x width."""
+    counts, size = seg["counts"], seg["size"]
+    if not isinstance(counts, list):
+        return
+    if not (isinstance(size, list) and len(size) == 2 and all(_positive_int(v) for v in size)):
+        raise ValueError(f"size {size!r} is not [height, width]")
+    if not all(type(v) is int and v >= 0 for v in counts):
+        raise ValueError("counts are not non-negative integers")
+    if sum(counts) != size[0] * size[1]:
+        raise ValueError(
+            f"run lengths sum to {sum(counts)}, size {size[0]}x{size[1]} needs {size[0] * size[1]}"
+        )
 
 
 def _rank_dense(values: list[Any]) -> dict[Any, int]:
@@ -203,6 +216,7 @@ class RecordSet:
         ):
             return
         name_to_vid = {v.get("name"): vid for vid, v in self.videos.items()}
+        listed = bool(self.videos)  # a file with a videos table: ids outside it are broken references
         ranked: dict[Any, dict[str, list[tuple[Any, Any]]]] = defaultdict(lambda: defaultdict(list))
         for iid, im in self.images.items():
             vid = im.get("video_id")
@@ -217,6 +231,14 @@ class RecordSet:
             if vid is not None:
                 im["video_id"] = vid
                 if vid not in self.videos:
+                    if listed:
+                        self.load_problems.append(
+                            (
+                                "unknown_video",
+                                f"video id {vid!r} is not in the videos table",
+                                {"image_id": iid, "video_id": vid},
+                            )
+                        )
                     self.videos[vid] = {"id": vid, "name": str(vid)}
             if "frame_index" not in im and vid is not None:
                 for key in ("order_in_video", *FRAME_KEYS_RANKED):
@@ -226,6 +248,15 @@ class RecordSet:
         for _vid, by_key in ranked.items():
             for key, items in by_key.items():
                 values = [v for v, _ in items]
+                for value, iid in items:
+                    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+                        self.load_problems.append(
+                            (
+                                "frame_index_invalid",
+                                f"{key} {value!r} of video {_vid} is not a number",
+                                {"image_id": iid, "video_id": _vid},
+                            )
+                        )
                 if key == "order_in_video" and all(isinstance(v, int) for v in values):
                     lo = min(
                         values
@@ -246,6 +277,7 @@ class RecordSet:
                 self._convert_polygons(aid, a, seg)
             elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
                 try:
+                    _check_uncompressed(seg)
                     a["segmentation"] = rle_utils.compress(seg)
                 except Exception as e:  # malformed RLE: leave it for validate to report
                     self.load_problems.append(
@@ -260,8 +292,20 @@ class RecordSet:
         if seg and all(isinstance(v, (int, float)) for v in seg):
             seg = [seg]  # a single flat ring
         rings = [p for p in seg if isinstance(p, list)]
-        bad = [p for p in rings if len(p) < 6]
+        odd = [p for p in rings if len(p) % 2]
+        bad = [p for p in rings if len(p) < 6 and not len(p) % 2]
         iid = a.get("image_id")
+        unreal = [p for p in rings if not all(_finite(v) for v in p)]
+        if odd or unreal:
+            what = "an odd number of coordinates" if odd else "coordinates that are not finite numbers"
+            self.load_problems.append(
+                (
+                    "polygon_invalid",
+                    f"annotation {aid}: cannot rasterise polygon (a ring with {what})",
+                    {"annotation_id": aid, "image_id": iid},
+                )
+            )
+            return  # kept as polygons: nothing sound to rasterise
         if bad or len(rings) != len(seg):
             self.load_problems.append(
                 (
@@ -271,10 +315,9 @@ class RecordSet:
                 )
             )
         im = self.images.get(iid)
-        try:
-            h, w = int(im["height"]), int(im["width"])  # type: ignore[index]
-        except (TypeError, KeyError, ValueError):
-            return  # unknown image or no size: kept as polygons; validate reports it
+        h, w = (im or {}).get("height"), (im or {}).get("width")
+        if not (_positive_int(h) and _positive_int(w)) or h * w > max_image_pixels():  # type: ignore[operator]
+            return  # unknown image, no size or an absurd one: kept as polygons; validate reports it
         try:
             a["segmentation"] = rle_utils.polygons_to_rle([p for p in rings if len(p) >= 6], h, w)
         except Exception as e:  # non-numeric coordinates
@@ -350,12 +393,7 @@ class RecordSet:
         """Load a COCO(-video) JSON file or a data folder with ``annotations.json``."""
         json_path, default_root = resolve_data_path(path)
         with _gc_paused():  # parsing allocates ~10 objects per record and creates no cycles
-            try:
-                data = _loads(json_path.read_bytes())
-            except (ValueError, UnicodeDecodeError) as e:
-                raise DataError(f"malformed JSON ({str(e).splitlines()[0]})", json_path) from None
-            except OSError as e:
-                raise DataError(f"cannot read ({e.strerror or e.__class__.__name__})", json_path) from None
+            data = read_json(json_path)
             return cls.from_dict(data, root=root if root is not None else default_root, path=json_path)
 
     def to_dict(self) -> dict:
@@ -534,8 +572,21 @@ class RecordSet:
         return check_inside(self.root, str(im.get("file_name", "")))
 
     def load_image(self, image_id: int) -> np.ndarray:
-        """uint8 RGB HxWx3 of an image."""
-        return read_image(self.image_path(image_id))
+        """uint8 RGB HxWx3 of an image; ``DataError`` naming file and image id when it cannot be read or
+        its size differs from the record's height/width (masks are drawn at the record's size)."""
+        path = self.image_path(image_id)
+        try:
+            img = read_image(path)
+        except DataError as e:
+            raise DataError(f"image {image_id}: {str(e).removeprefix(f'{path}: ')}", path) from None
+        im = self.images[image_id]
+        if (im.get("height"), im.get("width")) != img.shape[:2]:
+            raise DataError(
+                f"image {image_id}: file is {img.shape[0]}x{img.shape[1]} (h x w), the JSON says "
+                f"{im.get('height')}x{im.get('width')}",
+                path,
+            )
+        return img
 
     # ------------------------------------------------------------------ categories
     def category_color(self, cid: int) -> tuple[int, int, int]:

@@ -143,6 +143,39 @@ def counts_total(rle: dict[str, Any]) -> int:
     return total
 
 
+def counts_look_valid(counts: list[str]) -> np.ndarray:
+    """Cheap form check of compressed counts strings (bool per string), without decoding any run.
+
+    Why: loading runs it on every RLE, so it must cost far less than ``counts_totals``: a string is
+    plausible when it is not empty, every character is in COCO's alphabet (``'0'``..``'o'``) and the last
+    one ends a value (no continuation bit). Sums are left to ``counts_totals`` (``validate``).
+    """
+    n = len(counts)
+    ok = np.ones(n, dtype=bool)
+    if not n:
+        return ok
+    lens = np.fromiter(map(len, counts), dtype=np.int64, count=n)
+    joined = "".join(counts)
+    if not joined.isascii():  # rare: find the strings with non-ASCII characters one by one
+        ascii_ok = np.fromiter((c.isascii() for c in counts), dtype=bool, count=n)
+        ok &= ascii_ok
+        counts = [c if a else "" for c, a in zip(counts, ascii_ok)]
+        lens = np.where(ascii_ok, lens, 0)
+        joined = "".join(counts)
+    ok &= lens > 0
+    if not joined:
+        return ok
+    c = np.frombuffer(joined.encode("ascii"), dtype=np.uint8) - np.uint8(48)  # wraps: invalid chars > 63
+    ends = np.cumsum(lens)
+    bad_at = np.flatnonzero(c > 63)
+    if bad_at.size:
+        ok[np.searchsorted(ends, bad_at, side="right")] = False
+    nonempty = np.flatnonzero(lens > 0)
+    last = c[ends[nonempty] - 1]
+    ok[nonempty[(last & 0x20) != 0]] = False  # the last value is cut off
+    return ok
+
+
 def counts_totals(rles: list[dict[str, Any]]) -> np.ndarray:
     """Sum of run lengths per RLE (int64; -1 where the counts are malformed), vectorised over all RLEs.
 

@@ -13,6 +13,8 @@ import csv
 import io
 import logging
 import time
+import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_path, write_text
+from ..io import atomic_path, check_output, output_dir, write_text
 from ..progress import track
 
 log = logging.getLogger(__name__)
@@ -42,21 +44,41 @@ class ChallengeCase:
         return self.boxes.shape[1] == 6
 
 
-def read_case(path: str | Path) -> ChallengeCase:
-    """Read and check a challenge ``.npz`` (keys ``imgs`` and ``boxes``; ``spacing`` optional)."""
+def open_case(path: str | Path):
+    """Open a challenge ``.npz`` lazily (its arrays are read on access) and check it holds ``imgs``, ``boxes``.
+
+    Why: ``infer_folder`` checks every case's keys this cheaply before it writes anything.
+    """
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read npz ({e.__class__.__name__})", path) from None
-    with z:
-        missing = [k for k in ("imgs", "boxes") if k not in z.files]
-        if missing:
-            raise DataError(
-                f"missing key(s) {', '.join(missing)}; found {', '.join(z.files) or 'none'}", path
-            )
-        imgs, boxes = z["imgs"], np.asarray(z["boxes"])
-        spacing = z["spacing"] if "spacing" in z.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot read npz ({e.__class__.__name__}: {str(e)[:80]})", path) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy renamed to .npz
+        raise DataError("not an npz archive (a single array)", path)
+    missing = [k for k in ("imgs", "boxes") if k not in z.files]
+    if missing:
+        z.close()
+        raise DataError(f"missing key(s) {', '.join(missing)}; found {', '.join(z.files) or 'none'}", path)
+    return z
+
+
+def read_case(path: str | Path) -> ChallengeCase:
+    """Read and check a challenge ``.npz`` (keys ``imgs`` and ``boxes``; ``spacing`` optional)."""
+    path = Path(path)
+    with open_case(path) as z:
+        try:
+            imgs, boxes = z["imgs"], np.asarray(z["boxes"])
+            spacing = z["spacing"] if "spacing" in z.files else None
+        except ValueError as e:  # object arrays: allow_pickle=False refuses to unpickle them
+            raise DataError(f"cannot read arrays ({str(e)[:80]}); expected numeric arrays", path) from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"cannot read arrays ({e.__class__.__name__}: {str(e)[:80]})", path) from None
+    for key, a in (("imgs", imgs), ("boxes", boxes)):
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{key} has dtype {a.dtype}, expected numbers", path)
+    if not np.isfinite(boxes).all():
+        raise DataError("boxes hold NaN or infinite values", path)
     if boxes.ndim == 1:
         boxes = boxes[None]
     if boxes.ndim != 2 or boxes.shape[1] not in (4, 6) or len(boxes) == 0:
@@ -68,12 +90,14 @@ def read_case(path: str | Path) -> ChallengeCase:
         raise DataError(f"2D boxes need an HxW or HxWx3 image, imgs has shape {imgs.shape}", path)
     if is_3d and np.any(boxes[:, 2] >= boxes[:, 5]):
         raise DataError("3D box with z_min >= z_max", path)
+    if is_3d and (boxes[:, 2].min() < 0 or boxes[:, 5].max() > imgs.shape[0]):
+        raise DataError(f"3D box slices outside the volume of {imgs.shape[0]} slices", path)
     return ChallengeCase(path.name, imgs, boxes, spacing)
 
 
 def write_segs(path: str | Path, segs: np.ndarray) -> Path:
     """Write ``segs`` to a compressed npz atomically (the challenge output format)."""
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, segs=segs)
     return Path(path)
 
@@ -161,30 +185,75 @@ def infer_case(predictor, case: ChallengeCase) -> np.ndarray:
     return segment_2d(predictor, case.imgs, case.boxes)
 
 
-def infer_folder(
-    predictor, in_dir: str | Path, out_dir: str | Path, resume: bool = False, progress: bool = True
-) -> list[tuple[str, float]]:
-    """Run every ``*.npz`` of ``in_dir``; write ``segs`` npz with the same names + ``efficiency.csv``."""
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
+EFFICIENCY_FILE = "efficiency.csv"
+
+
+def check_cases(in_dir: str | Path) -> list[Path]:
+    """The ``*.npz`` cases of ``in_dir``, each checked for its keys (cheap: no array is read)."""
+    in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise DataError("input folder not found", in_dir)
     files = sorted(in_dir.glob("*.npz"))
     if not files:
         raise DataError("no .npz cases in folder", in_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    times: list[tuple[str, float]] = []
-    for f in track(files, "medsam-infer", total=len(files)) if progress else files:
-        target = out_dir / f.name
-        if resume and target.is_file():
-            continue
-        t0 = time.perf_counter()
-        case = read_case(f)
-        write_segs(target, infer_case(predictor, case))
-        times.append((f.name, time.perf_counter() - t0))
-        log.info("%s: %.3f s", f.name, times[-1][1])
+    for f in files:
+        open_case(f).close()
+    return files
+
+
+def _read_times(path: Path) -> dict[str, str]:
+    """``case -> time`` rows of an ``efficiency.csv`` (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["case"]: r["time"] for r in csv.DictReader(f) if r.get("case") and r.get("time")}
+
+
+def _write_times(path: Path, rows: dict[str, str]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["case", "time"])
-    w.writerows((name, f"{t:.4f}") for name, t in times)
-    write_text(out_dir / "efficiency.csv", buf.getvalue())
+    w.writerows(sorted(rows.items()))
+    write_text(path, buf.getvalue())
+
+
+def infer_folder(
+    predictor,
+    in_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> list[tuple[str, float]]:
+    """Run every ``*.npz`` of ``in_dir``; write ``segs`` npz with the same names + ``efficiency.csv``.
+
+    ``out_dir`` appears whole at the end (``io.output_dir``: refused if it exists, unless ``overwrite`` or
+    ``resume``). ``efficiency.csv``, rewritten after each case, is the record of finished cases: ``resume``
+    continues a killed run from its partial folder, or adds the missing cases to an existing ``out_dir``.
+    ``predictor`` may be a function that loads it, called once the inputs and the output are checked.
+    Returns the ``(case, seconds)`` of the cases run now.
+    """
+    files = check_cases(in_dir)
+    check_output(out_dir, overwrite, resume)
+    if not hasattr(predictor, "set_image"):
+        predictor = predictor()
+    times: list[tuple[str, float]] = []
+    with output_dir(out_dir, overwrite, resume) as tmp:
+        record = tmp / EFFICIENCY_FILE
+        rows = {k: v for k, v in _read_times(record).items() if (tmp / k).is_file()} if resume else {}
+        for f in track(files, "medsam-infer", total=len(files)) if progress else files:
+            if f.name in rows:
+                continue
+            t0 = time.perf_counter()
+            case = read_case(f)
+            try:
+                segs = infer_case(predictor, case)
+            except DataError as e:  # a box the predictor refuses: name the case
+                raise DataError(str(e), f) from None
+            write_segs(tmp / f.name, segs)
+            times.append((f.name, time.perf_counter() - t0))
+            rows[f.name] = f"{times[-1][1]:.4f}"
+            _write_times(record, rows)
+            log.info("%s: %.3f s", f.name, times[-1][1])
+        _write_times(record, rows)
     return times

@@ -10,8 +10,6 @@ views for people and are written by the callers, never read back.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 
 from ..data.coco import CocoDataset
 from ..data.records import ANNOTATION_FILE
-from ..io import atomic_dir, check_inside, write_image, write_json
+from ..io import check_inside, link_or_copy, output_dir, write_image, write_json
 from ..metrics.inputs import dataset_results
 
 #: names inside a prediction output folder (one name per meaning)
@@ -28,25 +26,25 @@ PREDICTED_DATASET = "predicted"
 RESULTS_FILE = "results.json"
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system, or links not allowed
-        shutil.copy2(src, dst)
-
-
 class PredictionWriter:
-    """Collects predicted masks, then writes ``OUT/predicted/`` (data set) and ``OUT/results.json`` at once.
+    """The prediction output folder ``OUT``: ``predicted/`` (data set), ``results.json`` and the views.
 
-    Use as a context manager: the data set folder is built in a temp folder and replaces ``OUT/predicted``
-    only when the block succeeds (an earlier output stays as it was on failure). ``images=False`` stores
-    annotations only (the folder is then a data set whose image files are absent).
+    Use as a context manager: everything is written into a hidden temp sibling of ``OUT`` (``io.output_dir``)
+    that replaces ``OUT`` only when the block succeeds, so ``OUT`` is absent, the earlier output or the whole
+    new one; an existing ``OUT`` is refused unless ``overwrite``. Views go to ``view(name)``. ``images=False``
+    stores annotations only (the folder is then a data set whose image files are absent).
     """
 
-    def __init__(self, out: str | Path, categories: Sequence[dict[str, Any]], images: bool = True):
+    def __init__(
+        self,
+        out: str | Path,
+        categories: Sequence[dict[str, Any]],
+        images: bool = True,
+        overwrite: bool = False,
+    ):
         self.out = Path(out)
         self.images = images
+        self.overwrite = overwrite
         self.ds = CocoDataset()
         for c in categories:
             self.ds.add_category(**c)
@@ -54,13 +52,22 @@ class PredictionWriter:
         self._tmp: Path | None = None
 
     def __enter__(self) -> PredictionWriter:
-        self._tmp = self._stack.enter_context(atomic_dir(self.out / PREDICTED_DATASET))
+        self._tmp = self._stack.enter_context(output_dir(self.out, self.overwrite))
+        (self._tmp / PREDICTED_DATASET).mkdir()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self._finish()
         self._stack.__exit__(exc_type, exc, tb)
+        self.ds.root = self.out / PREDICTED_DATASET
+
+    def view(self, name: str) -> Path:
+        """Where the view file ``name`` (``masks/x.png``, ``overlays/x.jpg``, ``x_overlay.mp4``) is written."""
+        assert self._tmp is not None, "PredictionWriter is used as a context manager"
+        path = check_inside(self._tmp, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def add_image(
         self,
@@ -75,9 +82,9 @@ class PredictionWriter:
         """Add an image record; its file is linked from ``source`` or written from ``pixels`` (RGB)."""
         iid = self.ds.add_image(file_name, height, width, id=id, **kw)
         if self.images and self._tmp is not None:
-            dst = check_inside(self._tmp, file_name)
+            dst = check_inside(self._tmp / PREDICTED_DATASET, file_name)
             if source is not None:
-                _link_or_copy(Path(source), dst)
+                link_or_copy(source, dst)
             elif pixels is not None:
                 write_image(dst, pixels, quality=95)
         return iid
@@ -93,9 +100,9 @@ class PredictionWriter:
 
     def _finish(self) -> None:
         assert self._tmp is not None
-        self.ds.root = self._tmp
-        self.ds.save(self._tmp / ANNOTATION_FILE)
-        write_json(self.out / RESULTS_FILE, dataset_results(self.ds))
+        self.ds.root = self._tmp / PREDICTED_DATASET
+        self.ds.save(self.ds.root / ANNOTATION_FILE)
+        write_json(self._tmp / RESULTS_FILE, dataset_results(self.ds))
 
     def paths(self) -> dict[str, str]:
         """Where the two outputs are (for summaries)."""

@@ -11,6 +11,7 @@ and an overlay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +21,11 @@ from pydantic import Field, field_validator
 
 from ..config import BaseConfig
 from ..errors import ConfigError, DataError
-from ..io import check_inside, read_image, read_json, write_image
+from ..io import check_inside, check_output, image_size, read_image, read_json, write_image
 from ..progress import track
 from ..viz import PROMPT_COLORS
 from .predictions import PredictionWriter
-from .prompt import PromptPredictor
+from .prompt import PromptPredictor, check_boxes, check_points
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ class PromptSet:
 class PromptEngineConfig(BaseConfig):
     """Engine settings of the promptable commands (``segment``, ``medsam-infer``)."""
 
-    engine: Literal["torch", "onnx"] = "torch"
-    #: encoder precision: bf16 (torch engine); int8 = dynamic int8 MatMuls, int8-static = calibrated QDQ (onnx)
+    #: auto: the fastest engine measured for this CPU at the asked precision
+    engine: Literal["torch", "onnx", "openvino", "auto"] = "torch"
+    #: encoder precision: bf16 (torch; openvino on CPUs with avx512_bf16/AMX); int8 = dynamic int8 MatMuls,
+    #: int8-static = calibrated QDQ (onnx, openvino)
     precision: Literal["fp32", "bf16", "int8", "int8-static"] = "fp32"
     threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
 
@@ -132,12 +135,16 @@ def load_prompts(path: str | Path) -> list[PromptSet]:
         boxes, points = item.get("boxes") or [], item.get("points") or []
         if not boxes and not points:
             raise DataError(f"entry {i} ({item['file_name']}): no boxes or points", path)
-        if any(not isinstance(b, list) or len(b) != 4 for b in boxes):
+        if any(not isinstance(b, list) or len(b) != 4 or not all(map(_is_number, b)) for b in boxes):
             raise DataError(f"entry {i} ({item['file_name']}): boxes must be [x0, y0, x1, y1] lists", path)
-        if any(not isinstance(p, list) or len(p) != 3 for p in points):
+        if any(not isinstance(p, list) or len(p) != 3 or not all(map(_is_number, p)) for p in points):
             raise DataError(f"entry {i} ({item['file_name']}): points must be [x, y, label] lists", path)
         out.append(PromptSet(item["file_name"], boxes, points, item.get("image_id")))
     return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def jitter_box(box: np.ndarray, size: tuple[int, int], jitter: float, rng: np.random.Generator) -> np.ndarray:
@@ -210,8 +217,30 @@ def segment_one(predictor: PromptPredictor, image: np.ndarray, prompts: PromptSe
     return res
 
 
+def _image_path(root: Path, ps: PromptSet) -> Path:
+    return check_inside(root, ps.file_name) if root.is_dir() else root
+
+
+def check_prompt_sets(root: Path, sets: list[PromptSet]) -> None:
+    """Check every prompt set against its image's size (read from the header) before anything runs.
+
+    Why: a box outside image 500 is refused before the model loads and before any output is written.
+    """
+    for ps in sets:
+        path = _image_path(root, ps)
+        size = image_size(path)
+        try:
+            if ps.boxes:
+                check_boxes(ps.boxes, size)
+            if ps.points:
+                pts = np.asarray(ps.points, np.float64)
+                check_points(pts[None, :, :2], pts[None, :, 2], size, len(ps.boxes) or None)
+        except DataError as e:
+            raise DataError(str(e), path) from None
+
+
 def segment_files(
-    predictor: PromptPredictor,
+    predictor: PromptPredictor | Callable[[], PromptPredictor],
     root: str | Path,
     prompt_sets: list[PromptSet],
     out_dir: str | Path,
@@ -219,17 +248,25 @@ def segment_files(
     overlays: bool = True,
     categories: list[dict[str, Any]] | None = None,
     images: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Segment every prompt set's image under ``root``; write ``predicted/``, ``results.json`` and views.
 
     ``categories`` (``{"id", "name", ...}``) is the category table of the predicted data set; without it,
     every mask is category 1 ``object``. A prompt set's ``image_id`` (if given) is kept as the image id.
+    ``out_dir`` appears whole at the end; an existing one is refused unless ``overwrite``. ``predictor`` may
+    be a function that loads it, called once the prompts (against the image sizes) and ``out_dir`` are checked.
     """
     root, out_dir = Path(root), Path(out_dir)
+    check_prompt_sets(root, prompt_sets)
+    check_output(out_dir, overwrite)
+    if not isinstance(predictor, PromptPredictor):
+        predictor = predictor()
     summary = []
-    with PredictionWriter(out_dir, categories or [{"id": 1, "name": "object"}], images=images) as writer:
+    cats = categories or [{"id": 1, "name": "object"}]
+    with PredictionWriter(out_dir, cats, images, overwrite) as writer:
         for ps in track(prompt_sets, "segment", total=len(prompt_sets)):
-            path = check_inside(root, ps.file_name) if root.is_dir() else root
+            path = _image_path(root, ps)
             image = read_image(path)
             try:
                 res = segment_one(predictor, image, ps, multimask)
@@ -239,9 +276,11 @@ def segment_files(
             labels = np.zeros(image.shape[:2], np.uint8 if len(res.masks) < 256 else np.uint16)
             for i, m in enumerate(res.masks, start=1):
                 labels[m] = i
-            write_image(out_dir / "masks" / f"{stem}.png", labels)
+            write_image(writer.view(f"masks/{stem.as_posix()}.png"), labels)
             if overlays:
-                write_image(out_dir / "overlays" / f"{stem}.jpg", overlay(image, res.masks, ps.boxes))
+                write_image(
+                    writer.view(f"overlays/{stem.as_posix()}.jpg"), overlay(image, res.masks, ps.boxes)
+                )
             iid = writer.add_image(ps.file_name, image.shape[0], image.shape[1], source=path, id=ps.image_id)
             for i, (m, sc) in enumerate(zip(res.masks, res.scores)):
                 cid = ps.category_ids[i] if ps.category_ids is not None else 1
@@ -294,11 +333,23 @@ def prompt_sets(
 
 
 def segment(
-    model: str | Path, input_path: str | Path, out: str | Path, cfg: SegmentConfig | None = None
+    model: str | Path,
+    input_path: str | Path,
+    out: str | Path,
+    cfg: SegmentConfig | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """``scopeseg segment``: assemble the prompts, load the model, segment into ``out``."""
+    """``scopeseg segment``: assemble the prompts, check ``out``, load the model, segment into ``out``."""
     cfg = cfg or SegmentConfig()
     root, sets, cats = prompt_sets(input_path, cfg)
     return segment_files(
-        cfg.predictor(model), root, sets, out, cfg.multimask, cfg.overlays, categories=cats, images=cfg.images
+        lambda: cfg.predictor(model),
+        root,
+        sets,
+        out,
+        cfg.multimask,
+        cfg.overlays,
+        cats,
+        cfg.images,
+        overwrite,
     )

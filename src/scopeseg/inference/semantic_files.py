@@ -4,12 +4,14 @@ Outputs in ``OUT`` (see ``inference.predictions``): ``predicted/`` (the canonica
 predictions: RLE, ``score`` = mean probability inside the mask, images linked or, for a video, written as
 frames) and ``results.json`` (COCO results keyed to its ids: a COCO input's own image ids, its category ids
 for model classes of the same name); views for people: ``masks/*.png`` (binary 0/255, multi-class class
-index), ``overlays/*.jpg`` and for a video ``<name>_overlay.mp4``. Files are written atomically.
+index), ``overlays/*.jpg`` and for a video ``<name>_overlay.mp4``. The whole folder appears at once (a
+temp sibling renamed at the end); an existing ``OUT`` is refused unless ``overwrite`` (``--overwrite``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +21,7 @@ from pydantic import Field
 from ..config import BaseConfig
 from ..data.coco import CocoDataset
 from ..errors import DataError
-from ..io import is_image, is_video, read_image, write_image
+from ..io import check_output, is_image, is_video, read_image, write_image
 from ..progress import track
 from ..viz import palette_color
 from .predictions import PredictionWriter
@@ -36,8 +38,9 @@ class PredictConfig(BaseConfig):
     masks: bool | None = None  # mask PNG views; None: yes except for videos
     overlays: bool = True  # overlay images / overlay video
     images: bool = True  # store the images (links; video frames as JPEG) in the predicted data set
-    engine: Literal["torch", "onnx"] = "torch"  # onnx: exported once into MODEL/onnx (announced)
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: torch engine only
+    #: onnx/openvino: exported once into MODEL/onnx (announced); auto: fastest measured for this CPU
+    engine: Literal["torch", "onnx", "openvino", "auto"] = "torch"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: torch, or openvino on CPUs with avx512_bf16/AMX
     threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
 
 
@@ -83,10 +86,8 @@ def _categories(classes: list[str], gt: CocoDataset | None) -> list[dict[str, An
 class _Frames:
     """Turns probability maps into masks of the predicted data set plus PNG / overlay views."""
 
-    def __init__(
-        self, predictor: Predictor, writer: PredictionWriter, out: Path, masks: bool, overlays: bool
-    ):
-        self.p, self.w, self.out, self.masks, self.overlays = predictor, writer, out, masks, overlays
+    def __init__(self, predictor: Predictor, writer: PredictionWriter, masks: bool, overlays: bool):
+        self.p, self.w, self.masks, self.overlays = predictor, writer, masks, overlays
         cats = list(writer.ds.categories)
         self.cat_ids = {i + 1: cid for i, cid in enumerate(cats)}  # label value -> category id
         self.colors = {i + 1: writer.ds.categories[cid]["color"] for i, cid in enumerate(cats)}
@@ -99,11 +100,11 @@ class _Frames:
                 score = float(probs[0][m].mean() if self.p.binary else probs[c][m].mean())
                 self.w.add_mask(iid, cid, m, score)
         if views and self.masks:
-            write_image(self.out / "masks" / f"{stem}.png", labels * 255 if self.p.binary else labels)
+            write_image(self.w.view(f"masks/{stem}.png"), labels * 255 if self.p.binary else labels)
         if views and self.overlays:
             from ..viz import overlay
 
-            write_image(self.out / "overlays" / f"{stem}.jpg", overlay(img, labels, self.colors), quality=90)
+            write_image(self.w.view(f"overlays/{stem}.jpg"), overlay(img, labels, self.colors), quality=90)
         return labels
 
 
@@ -115,10 +116,11 @@ def _predict_images(
     overlays: bool,
     images: bool,
     gt: CocoDataset | None = None,
+    overwrite: bool = False,
 ) -> dict[str, str]:
     """Predict ``(file_name, path, image id or None)`` items; returns where the outputs are."""
-    with PredictionWriter(out, _categories(predictor.classes, gt), images=images) as w:
-        frames = _Frames(predictor, w, out, masks, overlays)
+    with PredictionWriter(out, _categories(predictor.classes, gt), images, overwrite) as w:
+        frames = _Frames(predictor, w, masks, overlays)
         bs = predictor.batch_size
         for start in track(range(0, len(items), bs), "predicting", total=(len(items) + bs - 1) // bs):
             chunk = items[start : start + bs]
@@ -137,10 +139,13 @@ def predict_image_file(
     masks: bool = True,
     overlays: bool = True,
     images: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     return {
         "images": 1,
-        **_predict_images(predictor, [(path.name, path, None)], out, masks, overlays, images),
+        **_predict_images(
+            predictor, [(path.name, path, None)], out, masks, overlays, images, None, overwrite
+        ),
     }
 
 
@@ -152,12 +157,14 @@ def predict_folder(
     masks: bool = True,
     overlays: bool = True,
     images: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
     if not files:
         raise DataError("no images in folder", path)
     items = [(p.relative_to(path).as_posix(), p, None) for p in files]
-    return {"images": len(files), **_predict_images(predictor, items, out, masks, overlays, images)}
+    res = _predict_images(predictor, items, out, masks, overlays, images, None, overwrite)
+    return {"images": len(files), **res}
 
 
 @_register("coco")
@@ -168,13 +175,14 @@ def predict_coco(
     masks: bool = True,
     overlays: bool = True,
     images: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Predict every image of a COCO data set, keeping its image ids (and category ids by class name)."""
     gt = CocoDataset.load(path)
     items = [(gt.images[i]["file_name"], gt.image_path(i), i) for i in gt.images]
     summary: dict[str, Any] = {
         "images": len(items),
-        **_predict_images(predictor, items, out, masks, overlays, images, gt),
+        **_predict_images(predictor, items, out, masks, overlays, images, gt, overwrite),
     }
     unmatched = sorted(set(predictor.classes) - {c["name"] for c in gt.categories.values()})
     if unmatched:
@@ -190,6 +198,7 @@ def predict_video(
     masks: bool = False,
     overlays: bool = True,
     images: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Decode -> predict (batched, bounded memory) -> overlay mp4 + the predicted COCO-video data set."""
     from ..video_io import VideoWriter, iter_frames, video_info
@@ -197,33 +206,32 @@ def predict_video(
 
     info = video_info(path)
     res: dict[str, Any] = {}
-    writer = VideoWriter(out / f"{path.stem}_overlay.mp4", fps=info["fps"] or 25.0) if overlays else None
     n = 0
-    try:
-        with PredictionWriter(out, _categories(predictor.classes, None), images=images) as w:
-            frames = _Frames(predictor, w, out, masks, False)
-            vid = w.add_video(path.stem, fps=info["fps"], source=str(path))
+    with PredictionWriter(out, _categories(predictor.classes, None), images, overwrite) as w:
+        frames = _Frames(predictor, w, masks, False)
+        vid = w.add_video(path.stem, fps=info["fps"], source=str(path))
+        name = f"{path.stem}_overlay.mp4"
+        with VideoWriter(w.view(name), fps=info["fps"] or 25.0) if overlays else nullcontext() as writer:
             batches = _batched(
                 track(iter_frames(path), "predicting video", total=info["frames"]), predictor.batch_size
             )
             for batch in batches:
                 imgs = [f for _, f in batch]
                 for (i, img), probs in zip(batch, predictor.probabilities(imgs)):
-                    name = f"{path.stem}/{i:06d}.jpg"
                     iid = w.add_image(
-                        name, img.shape[0], img.shape[1], pixels=img, video_id=vid, frame_index=i
+                        f"{path.stem}/{i:06d}.jpg",
+                        img.shape[0],
+                        img.shape[1],
+                        pixels=img,
+                        video_id=vid,
+                        frame_index=i,
                     )
                     labels = frames.add(iid, probs, f"{path.stem}_{i:06d}", img, views=masks)
                     if writer is not None:
                         writer.write(overlay(img, labels, frames.colors))
                     n += 1
-            if writer is not None:
-                writer.close()
-                res["overlay_video"] = str(out / f"{path.stem}_overlay.mp4")
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+        if overlays:
+            res["overlay_video"] = str(out / name)
     return {"frames": n, **w.paths(), **res}
 
 
@@ -238,22 +246,39 @@ def _batched(items, n: int) -> Iterator[list]:
         yield buf
 
 
-def predict_path(predictor: Predictor, input_path: str | Path, out: str | Path, **kw: Any) -> dict[str, Any]:
-    """Predict any supported input into ``out``; returns what was written (``predicted``, ``results``, ...)."""
+def predict_path(
+    predictor: Predictor, input_path: str | Path, out: str | Path, overwrite: bool = False, **kw: Any
+) -> dict[str, Any]:
+    """Predict any supported input into ``out``; returns what was written (``predicted``, ``results``, ...).
+
+    ``out`` appears whole at the end; an existing ``out`` is refused unless ``overwrite`` (then replaced
+    only when the prediction succeeded).
+    """
     path, out = Path(input_path), Path(out)
     kind = input_kind(path)
-    out.mkdir(parents=True, exist_ok=True)
-    return {"kind": kind, **INPUT_KINDS[kind](predictor, path, out, **kw)}
+    check_output(out, overwrite)
+    return {"kind": kind, **INPUT_KINDS[kind](predictor, path, out, overwrite=overwrite, **kw)}
 
 
 def predict_model(
-    model: str | Path, input_path: str | Path, out: str | Path, cfg: PredictConfig | None = None
+    model: str | Path,
+    input_path: str | Path,
+    out: str | Path,
+    cfg: PredictConfig | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """``scopeseg predict``: load the model, predict ``input_path`` into ``out`` under ``cfg``."""
+    """``scopeseg predict``: load the model, predict ``input_path`` into ``out`` under ``cfg``.
+
+    Input and output are checked before the model is loaded (a refused command costs nothing).
+    """
     cfg = cfg or PredictConfig()
+    input_kind(Path(input_path))
+    check_output(out, overwrite)
     predictor = Predictor.from_pretrained(
         model, cfg.engine, cfg.precision, cfg.threads, batch_size=cfg.batch_size, threshold=cfg.threshold
     )
     path = Path(input_path)
     masks = cfg.masks if cfg.masks is not None else input_kind(path) != "video"
-    return predict_path(predictor, path, out, masks=masks, overlays=cfg.overlays, images=cfg.images)
+    return predict_path(
+        predictor, path, out, overwrite, masks=masks, overlays=cfg.overlays, images=cfg.images
+    )

@@ -144,7 +144,7 @@ def read_predicted_dataset(gt: Any, pred: Path, other_categories: bool = False) 
     """
     from ..data.coco import CocoDataset
 
-    pds = CocoDataset.load(pred)
+    pds = CocoDataset.load(pred, files=False)  # a predicted set may be written without images
     for cid, c in sorted(pds.categories.items()):
         if cid not in gt.categories and other_categories:
             continue
@@ -254,21 +254,16 @@ def _folder_pairs(gt: Path, pred: Path) -> Iterator[Pair]:
 def _coco_pairs(
     ds: Any, pred: Path, pk: str, cmap: dict[int, int], score_thr: float, other_categories: bool = False
 ) -> Iterator[Pair]:
-    from .instances import check_prediction_categories
+    from .instances import check_detections
 
     if pk in ("results", "dataset"):
         if pk == "dataset":
             dts = read_predicted_dataset(ds, pred, other_categories)
         else:
-            dts = read_json(pred)
-            if not isinstance(dts, list):
-                raise DataError("COCO results must be a JSON list of detections", pred)
-            if not other_categories:
-                check_prediction_categories(
-                    {"categories": list(ds.categories.values()), "images": list(ds.images.values())},
-                    dts,
-                    str(pred),
-                )
+            sizes = {iid: (int(im["height"]), int(im["width"])) for iid, im in ds.images.items()}
+            dts = check_detections(
+                read_json(pred), sizes, None if other_categories else set(ds.categories), pred
+            )
         by_img: dict[Any, list[dict]] = {}
         for d in dts:
             by_img.setdefault(d["image_id"], []).append(d)

@@ -52,21 +52,94 @@ def _load_json(obj: str | Path | dict | list, what: str) -> Any:
         raise DataError(f"malformed JSON ({e})", path) from None
 
 
-def check_prediction_categories(gt: dict, dts: list[dict], source: str = "predictions") -> None:
-    """One-line ``DataError`` when predictions use category ids absent from the GT (the silent AP=0 trap)."""
-    known = {c["id"] for c in gt.get("categories", [])}
-    used = {d.get("category_id") for d in dts}
-    unknown = sorted(used - known, key=str)
-    if unknown:
-        raise DataError(
-            f"prediction category ids {unknown[:5]} do not exist in the ground truth "
-            f"(known ids: {sorted(known, key=str)[:10]})",
-            source,
-        )
-    images = {im["id"] for im in gt.get("images", [])}
-    missing = sorted({d.get("image_id") for d in dts} - images, key=str)
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _segmentation_problem(seg: Any, h: int, w: int) -> str | None:
+    """What is wrong with a result's segmentation for an ``h`` x ``w`` image (None: it is usable)."""
+    from ..data import rle as rle_utils
+
+    if isinstance(seg, dict):
+        size = seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+            return f"RLE size {size!r} is not [height, width]"
+        if tuple(size) != (h, w):
+            return f"RLE size {size} differs from the image's [{h}, {w}]"
+        if rle_utils.counts_totals([seg])[0] != h * w:
+            return "RLE counts are malformed or do not cover the image"
+        return None
+    if isinstance(seg, list) and seg:
+        for ring in seg:
+            if not (isinstance(ring, list) and len(ring) >= 6 and len(ring) % 2 == 0):
+                return "polygon ring needs an even number (>= 6) of coordinates"
+            if not all(_number(v) for v in ring):
+                return "polygon coordinates must be finite numbers"
+        return None
+    return "segmentation must be an RLE {size, counts} or a list of polygons"
+
+
+def check_detections(
+    dts: Any,
+    images: dict[Any, tuple[int, int]],
+    categories: set | None,
+    source: str | Path = "predictions",
+    need: tuple[str, ...] = ("segmentation",),
+) -> list[dict]:
+    """Check COCO results before scoring: one-line ``DataError`` naming the result and its problem.
+
+    Why: the scorers crash (KeyError, NaN asserts) or silently score 0 on bad results. Each result must be an
+    object with a ground-truth ``image_id`` (``images``: id -> (h, w)), a known ``category_id``
+    (``categories``; None = any), a finite ``score`` and, as ``need`` says, a ``segmentation`` of the image's
+    size and / or a finite ``bbox`` ``[x, y, w, h]``.
+    """
+    if not isinstance(dts, list):
+        raise DataError("COCO results must be a JSON list of detections", source)
+    for k, d in enumerate(dts):
+        if not isinstance(d, dict):
+            raise DataError(f"result {k} is a {type(d).__name__}, expected an object", source)
+        iid = d.get("image_id")
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            raise DataError(f"result {k}: image_id {iid!r} is not an integer", source)
+        cid = d.get("category_id")
+        if not isinstance(cid, int) or isinstance(cid, bool):
+            raise DataError(f"result {k}: category_id {cid!r} is not an integer", source)
+    # unknown ids all at once: the usual cause is a whole id scheme (AP would silently be 0)
+    if categories is not None:
+        unknown = sorted({d.get("category_id") for d in dts} - set(categories), key=str)
+        if unknown:
+            raise DataError(
+                f"prediction category ids {unknown[:5]} do not exist in the ground truth "
+                f"(known ids: {sorted(categories, key=str)[:10]})",
+                source,
+            )
+    missing = sorted({d["image_id"] for d in dts} - set(images))
     if missing:
         raise DataError(f"prediction image ids {missing[:5]} do not exist in the ground truth", source)
+    for k, d in enumerate(dts):
+        iid = d["image_id"]
+        if "score" not in d:
+            raise DataError(f"result {k}: no 'score'", source)
+        if not _number(d["score"]):
+            raise DataError(f"result {k}: score {d['score']!r} is not a finite number", source)
+        if "segmentation" in need:
+            if "segmentation" not in d:
+                raise DataError(f"result {k} (image {iid}): no 'segmentation'", source)
+            problem = _segmentation_problem(d["segmentation"], *images[iid])
+            if problem:
+                raise DataError(f"result {k} (image {iid}): {problem}", source)
+        if "bbox" in need:
+            box = d.get("bbox")
+            if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box)):
+                raise DataError(f"result {k} (image {iid}): bbox {box!r} is not 4 finite numbers", source)
+            if box[2] < 0 or box[3] < 0:
+                raise DataError(f"result {k} (image {iid}): bbox {box} has a negative size", source)
+    return dts
+
+
+def image_sizes(gt: dict) -> dict[Any, tuple[int, int]]:
+    """Image id -> (height, width) of a COCO ground-truth dict."""
+    return {im["id"]: (int(im["height"]), int(im["width"])) for im in gt.get("images", [])}
 
 
 def coco_evaluate(
@@ -83,13 +156,10 @@ def coco_evaluate(
 
     gt_d = _load_json(gt, "ground truth")
     dt_l = _load_json(dts, "predictions")
-    if not isinstance(dt_l, list):
-        raise DataError("COCO results must be a JSON list of detections", dt_source)
-    check_prediction_categories(gt_d, dt_l, dt_source)
-    if iou_type == "segm":
-        for d in dt_l:
-            if "segmentation" not in d:
-                raise DataError(f"detection for image {d.get('image_id')} has no 'segmentation'", dt_source)
+    categories = {c["id"] for c in gt_d.get("categories", [])}
+    check_detections(
+        dt_l, image_sizes(gt_d), categories, dt_source, ("segmentation",) if iou_type == "segm" else ("bbox",)
+    )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(gt_d)
         if not dt_l:
@@ -231,10 +301,48 @@ def _to_rle(seg: Any, h: int, w: int, mask_api: Any) -> dict:
     raise DataError(f"unsupported segmentation of type {type(seg).__name__}")
 
 
+def check_frame_instances(
+    preds: dict[str, Any],
+    sizes: dict[str, tuple[int, int]],
+    n_classes: int,
+    source: str | Path = "predictions",
+    score_key: str = "instruments_score_dist",
+) -> dict[str, Any]:
+    """Check TAPIS frame predictions: one-line ``DataError`` naming the frame, instance and problem.
+
+    Each frame (``sizes``: file_name -> (h, w) of the ground truth; frames not in it are left to the caller)
+    maps to ``{"instances": [...]}``; each instance holds ``score_key``, ``n_classes`` finite scores, and an
+    optional ``segment`` RLE of the frame's size.
+    """
+    for key, entry in preds.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("instances", []), list):
+            raise DataError(f"frame {key!r}: expected {{'instances': [...]}}", source)
+        for k, inst in enumerate(entry.get("instances", [])):
+            where = f"frame {key!r} instance {k}"
+            if not isinstance(inst, dict):
+                raise DataError(f"{where} is a {type(inst).__name__}, expected an object", source)
+            dist = inst.get(score_key)
+            if not isinstance(dist, list) or len(dist) != n_classes:
+                raise DataError(
+                    f"{where}: {score_key} must list {n_classes} class scores (one per ground-truth category)",
+                    source,
+                )
+            if not all(_number(v) for v in dist):
+                raise DataError(f"{where}: {score_key} holds a value that is not a finite number", source)
+            seg = inst.get("segment")
+            if seg is not None and key in sizes:
+                problem = _segmentation_problem(seg, *sizes[key])
+                if problem:
+                    raise DataError(f"{where}: segment: {problem}", source)
+    return preds
+
+
 def parse_frame_predictions(obj: Sequence[dict] | dict) -> dict[str, dict]:
     """TAPIS prediction files: a list of ``{frame: {...}}`` entries (seed 000) or one dict keyed by frame."""
     if isinstance(obj, dict):
         return obj
+    if not isinstance(obj, list):
+        raise DataError(f"TAPIS predictions are a {type(obj).__name__}, expected an object keyed by frame")
     out: dict[str, dict] = {}
     for i, entry in enumerate(obj):
         if not isinstance(entry, dict):

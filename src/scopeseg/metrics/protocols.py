@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..io import read_json
 from .endovis import endovis_scores
 from .inputs import Pair, _label_values, input_kind, load_pairs, read_predicted_dataset
-from .instances import coco_evaluate, parse_frame_predictions, voc_instance_map
+from .instances import check_frame_instances, coco_evaluate, parse_frame_predictions, voc_instance_map
 from .medsam import medsam_case
 from .overlap import EMPTY_RULES, dice, iou, per_class_dice, per_class_iou, precision, recall
 from .semantic import SemanticAccumulator
@@ -506,8 +506,14 @@ def _tapis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
 
     json_path, _ = resolve_data_path(gt)
     coco_gt = read_json(json_path)
-    preds = parse_frame_predictions(read_json(pred))
-    known = {im["file_name"] for im in coco_gt.get("images", [])}
+    try:
+        preds = parse_frame_predictions(read_json(pred))
+    except DataError as e:
+        raise DataError(str(e), pred) from None
+    cats = coco_gt.get("instruments_categories") or coco_gt.get("categories") or []
+    sizes = {im["file_name"]: (int(im["height"]), int(im["width"])) for im in coco_gt.get("images", [])}
+    check_frame_instances(preds, sizes, len(cats), pred, p["score_key"])
+    known = set(sizes)
     unknown = [k for k in preds if k not in known]
     if preds and len(unknown) == len(preds):
         raise DataError(

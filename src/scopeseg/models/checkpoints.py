@@ -143,7 +143,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not cfg_path.is_file():
         raise ModelError(f"missing {CONFIG_FILE} in checkpoint folder", path)
     config = read_json(cfg_path)
-    if not isinstance(config, dict) or "name" not in config:
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ModelError("config.json has no model 'name'", cfg_path)
     return config
 
@@ -157,18 +157,27 @@ def load_model(path: str | Path, map_location: str = "cpu", **overrides: Any) ->
     from safetensors.torch import load_file
 
     config = read_config(path)
-    w_path = Path(path) / WEIGHTS_FILE
+    cfg_path, w_path = Path(path) / CONFIG_FILE, Path(path) / WEIGHTS_FILE
     if not w_path.is_file():
         raise ModelError(f"missing {WEIGHTS_FILE} in checkpoint folder", path)
     name = config.pop("name")
     config.pop("family", None)
-    params = inspect.signature(model_entry(name).factory).parameters
+    try:
+        params = inspect.signature(model_entry(name).factory).parameters
+    except ModelError as e:
+        raise ModelError(str(e), cfg_path) from None
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in config.items() if takes_any or k in params}
     kwargs.update(overrides)
     if "pretrained" in params or takes_any:
         kwargs["pretrained"] = False  # weights come from the checkpoint, not the encoder cache
-    model = create_model(name, **kwargs)
+    try:
+        model = create_model(name, **kwargs)
+    except ModelError as e:
+        raise ModelError(str(e), cfg_path) from None
+    except (TypeError, ValueError, KeyError, AssertionError) as e:  # the factory refused the saved arguments
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"model {name!r} cannot be built from these settings ({msg})", cfg_path) from None
     model.config.update({k: v for k, v in config.items() if k not in kwargs})
     try:
         state = load_file(str(w_path), device=map_location)

@@ -415,6 +415,7 @@ def install(
         "member": spec.member,
         "sha256": spec.sha256,
     }
+    meta_path.unlink(missing_ok=True)  # until the new metadata is written the weights count as not installed
     save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
     meta = {
         **source,

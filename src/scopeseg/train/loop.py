@@ -6,6 +6,11 @@ A family registers its task where it is defined (``@register_task("semantic", co
 Run folder layout: ``checkpoints/`` (Lightning resume state, ours only), ``logs/`` (CSV + TensorBoard),
 ``best/`` (safetensors checkpoint: the model with the best validation score), ``metrics.json``,
 ``report.html``, ``config.yaml``, ``run.json`` (marks the folder as a scopeseg run).
+
+Safety order of every task's run function: ``plan_run`` (out= and resume= checked, nothing written), data and
+model built, ``start_run`` (resume weights match the model, Lightning trainer built, only then the folder is
+written). An earlier run in out= is refused unless ``overwrite=true`` or ``resume=`` continues it; checkpoints
+are written temp + rename in their own folder and read back weights-only.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
+import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +34,28 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import BaseConfig, register_config
 from ..errors import ConfigError, ScopesegError, TrainingError
-from ..io import read_json, write_json, write_text
+from ..io import atomic_path, pid_alive, read_json, tidy, write_json, write_text
 from ..models.base import ScopesegModel
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
 RunFn = TypeVar("RunFn", bound=Callable[..., dict[str, Any]])
 RUN_MARKER = "run.json"
+#: what a run writes into its folder (``best`` first: a replaced run never leaves a complete-looking best/)
+RUN_OUTPUTS = (
+    "best",
+    "result.json",
+    "metrics.json",
+    "report.html",
+    "checkpoints",
+    "logs",
+    "config.yaml",
+    RUN_MARKER,
+)
+#: what a Lightning checkpoint of our loop holds at the top level (``trainer.save_checkpoint``)
+CKPT_KEYS = ("epoch", "global_step", "state_dict", "loops", "optimizer_states")
+#: the Lightning checkpoints of ``build_trainer`` in ``checkpoints/``
+CKPT_FILES = ("best.ckpt", "last.ckpt")
 
 
 class TrainerOptions(BaseConfig):
@@ -57,6 +80,9 @@ class TrainerOptions(BaseConfig):
     limit_train_batches: int | float | None = None
     val_every: int = Field(1, ge=1, description="validate every N epochs")
     resume: str | None = None
+    overwrite: bool = Field(
+        False, description="replace an earlier run in out= (only after every check passed)"
+    )
     log_every: int = Field(10, ge=1)
 
 
@@ -83,6 +109,193 @@ def resolve_resume(resume: str | None) -> str | None:
             f"{ckpt}: not inside a scopeseg run folder (no {RUN_MARKER}); refusing to unpickle it"
         )
     return str(ckpt)
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an outside library's exception message (its type name when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def read_resume_checkpoint(resume: str | None) -> tuple[str, dict[str, tuple[int, ...]]] | None:
+    """(path, weight shapes) of our own Lightning checkpoint named by ``resume=``; anything else is refused.
+
+    Why: the file is loaded weights-only (no pickle runs), so a foreign, pickled or truncated file is one line
+    here, before the run folder or its logs are touched, instead of a traceback inside Lightning.
+    """
+    path = resolve_resume(resume)
+    if path is None:
+        return None
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; a cut one has no central directory
+        raise ConfigError(
+            f"{path}: not a torch checkpoint (truncated or another format); cannot resume from it"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            f"{path}: holds Python objects, not only weights (not a scopeseg run checkpoint); refusing to unpickle it"
+        ) from None
+    except Exception as e:  # torn zip, text, empty file: torch raises RuntimeError/EOFError/ValueError
+        raise ConfigError(
+            f"{path}: unreadable checkpoint ({_first_line(e)}); cannot resume from it"
+        ) from None
+    missing = [k for k in CKPT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ConfigError(f"{path}: not a Lightning checkpoint of a scopeseg run (no {', '.join(missing)})")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path}: its state_dict is not a table of tensors; cannot resume from it")
+    return path, {k: tuple(v.shape) for k, v in state.items()}
+
+
+def check_resume_matches(path: str, shapes: dict[str, tuple[int, ...]], module: torch.nn.Module) -> None:
+    """Refuse a resume checkpoint whose weights are not those of ``module`` (another model or settings)."""
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    for key in sorted(own.keys() | shapes.keys()):
+        if own.get(key) != shapes.get(key):
+            have = "absent" if key not in shapes else f"shape {list(shapes[key])}"
+            want = "absent" if key not in own else f"shape {list(own[key])}"
+            raise ConfigError(
+                f"{path}: weights do not fit this model ({key}: checkpoint {have}, model {want}); "
+                "resume with the run's own model= and settings"
+            )
+
+
+def _is_rank_zero() -> bool:
+    """False in a DDP worker of another rank (Lightning, torchrun and SLURM set these): only rank 0 writes."""
+    return all(int(os.environ.get(v) or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def earlier_run_outputs(run_dir: Path) -> list[str]:
+    """Names of run outputs (``RUN_OUTPUTS``) already in ``run_dir``: a non-empty list means an earlier run."""
+    return [name for name in RUN_OUTPUTS if (run_dir / name).exists() or (run_dir / name).is_symlink()]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``plan_run`` decided, writing nothing: the folder, earlier outputs to replace, the resume checkpoint."""
+
+    cfg: TrainerOptions
+    task: str
+    dir: Path
+    replace: tuple[str, ...]
+    resume: str | None
+    resume_shapes: dict[str, tuple[int, ...]] | None
+    writer: bool
+
+
+@dataclass(frozen=True)
+class Run:
+    """A started run: its folder (written), the checkpoint Lightning resumes from, the trainer."""
+
+    dir: Path
+    ckpt_path: str | None
+    trainer: Any
+    created: bool = False  # the folder did not exist (or was empty) before this run wrote it
+    kept: tuple[str, ...] = ()  # run outputs already there that this run leaves in place (a resumed run's)
+
+    def undo(self) -> None:
+        """A refusal during fit, before any checkpoint: remove what this run wrote and put back the outputs
+        ``overwrite=true`` set aside, so the folder is as it was before the command."""
+        if self.created:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        for name in RUN_OUTPUTS:
+            if name not in self.kept and ((self.dir / name).exists() or (self.dir / name).is_symlink()):
+                _remove_output(self.dir / name)
+        aside = overwritten_dir(self.dir)
+        if aside.is_dir():
+            for old in aside.iterdir():
+                os.replace(old, self.dir / old.name)
+            aside.rmdir()
+
+    def release(self) -> None:
+        """The run released its best checkpoint: the outputs it replaced are dropped for good."""
+        shutil.rmtree(overwritten_dir(self.dir), ignore_errors=True)
+
+
+def overwritten_dir(run_dir: Path, pid: int | None = None) -> Path:
+    """Hidden folder where ``overwrite=true`` keeps the earlier run's outputs until the new run has a checkpoint."""
+    return run_dir / f".overwritten-{os.getpid() if pid is None else pid}"
+
+
+def _remove_output(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def plan_run(cfg: TrainerOptions, task: str) -> RunPlan:
+    """Check ``out=`` and ``resume=`` before any data is read; writes nothing.
+
+    A folder holding an earlier run is refused unless ``resume=`` names that run (continue it) or
+    ``overwrite=true`` (its outputs are removed by ``start_run``, after every other check passed).
+    """
+    run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: out= is a file, not a folder")
+    resume = read_resume_checkpoint(cfg.resume)
+    earlier = earlier_run_outputs(run_dir)
+    continuing = resume is not None and Path(resume[0]).resolve().parent.parent == run_dir.resolve()
+    writer = _is_rank_zero()
+    if writer and earlier and not continuing and not cfg.overwrite:
+        raise ConfigError(
+            f"{run_dir}: holds an earlier run ({', '.join(earlier)}); pass overwrite=true to replace it, "
+            f"resume={run_dir} to continue it, or another out="
+        )
+    return RunPlan(
+        cfg=cfg,
+        task=task,
+        dir=run_dir,
+        replace=() if continuing else tuple(earlier),
+        resume=resume[0] if resume else None,
+        resume_shapes=resume[1] if resume else None,
+        writer=writer,
+    )
+
+
+def write_run_dir(plan: RunPlan) -> Path:
+    """Create the run folder: leftovers of a killed run put right, replaced outputs removed (``best`` first),
+    then config and marker written."""
+    run_dir = plan.dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for path in [run_dir / n for n in RUN_OUTPUTS] + [run_dir / "checkpoints" / n for n in CKPT_FILES]:
+        tidy(path)  # temp siblings of atomic writes that kill -9 stopped (.best.partial-PID-..., ...)
+    for stale in run_dir.glob(".overwritten-*"):  # a killed overwrite run: the replacement was asked for
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    if plan.replace:  # set aside, not deleted: a refusal during fit puts them back (Run.undo)
+        kept = overwritten_dir(run_dir)
+        kept.mkdir(exist_ok=True)
+        for name in plan.replace:
+            path = run_dir / name
+            if path.exists() or path.is_symlink():
+                os.replace(path, kept / name)
+    write_text(
+        run_dir / "config.yaml",
+        yaml.safe_dump({"task": plan.task, **plan.cfg.model_dump(mode="json")}, sort_keys=False),
+    )
+    if not (run_dir / RUN_MARKER).exists():
+        write_json(run_dir / RUN_MARKER, {"task": plan.task, "created": time.time()}, indent=2)
+    return run_dir
+
+
+def start_run(plan: RunPlan, module: torch.nn.Module, monitor: str = "val_dice", mode: str = "max") -> Run:
+    """The last checks (resume weights fit ``module``, Lightning accepts devices/precision), then the folder
+    is written (rank 0). Call it after the data and the model were built: a refusal before it changes nothing."""
+    if plan.resume is not None and plan.resume_shapes is not None:
+        check_resume_matches(plan.resume, plan.resume_shapes, module)
+    trainer = build_trainer(plan.cfg, plan.dir, monitor=monitor, mode=mode)
+    created = not plan.dir.exists() or not any(plan.dir.iterdir())
+    kept = (
+        tuple(n for n in earlier_run_outputs(plan.dir) if n not in plan.replace) if plan.dir.is_dir() else ()
+    )
+    if plan.writer:
+        write_run_dir(plan)
+    return Run(plan.dir, plan.resume, trainer, created=created and plan.writer, kept=kept)
 
 
 def quiet_lightning() -> None:
@@ -146,6 +359,7 @@ def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice",
             enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="step"),
+        flush_logs_callback(),
     ]
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=cfg.early_stop_patience))
@@ -173,29 +387,68 @@ def build_trainer(cfg: TrainerOptions, run_dir: Path, monitor: str = "val_dice",
         from lightning.pytorch.strategies import DDPStrategy
 
         strategy = DDPStrategy(process_group_backend="gloo")
-    return L.Trainer(
-        max_epochs=cfg.epochs,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=strategy,
-        num_nodes=cfg.num_nodes,
-        precision=resolve_precision(cfg.precision, cfg.accelerator),
-        callbacks=callbacks,
-        logger=loggers,
-        log_every_n_steps=cfg.log_every,
-        enable_progress_bar=show,
-        enable_model_summary=False,
-        check_val_every_n_epoch=cfg.val_every,
-        deterministic=False,
-        default_root_dir=str(run_dir),
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(
+            max_epochs=cfg.epochs,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            strategy=strategy,
+            num_nodes=cfg.num_nodes,
+            precision=resolve_precision(cfg.precision, cfg.accelerator),
+            callbacks=callbacks,
+            logger=loggers,
+            log_every_n_steps=cfg.log_every,
+            enable_progress_bar=show,
+            enable_model_summary=False,
+            check_val_every_n_epoch=cfg.val_every,
+            deterministic=False,
+            default_root_dir=str(run_dir),
+            num_sanity_val_steps=0,
+            plugins=[atomic_checkpoint_io()],
+            **kwargs,
+        )
+    except (MisconfigurationException, ValueError, ImportError) as e:  # no such device/backend/precision
+        raise ConfigError(
+            f"trainer settings refused (accelerator={cfg.accelerator} devices={cfg.devices} "
+            f"strategy={cfg.strategy} precision={cfg.precision}): {_first_line(e)}"
+        ) from None
+
+
+def flush_logs_callback():
+    """Write buffered log rows before each checkpoint and at each epoch start (CSV buffers 100 steps), so a
+    run killed after a checkpoint keeps the logs of every epoch that checkpoint holds."""
+    from lightning.pytorch.callbacks import Callback
+
+    class FlushLogs(Callback):
+        def _flush(self, trainer, *_: Any) -> None:
+            for logger in trainer.loggers:
+                logger.save()
+
+        on_validation_end = on_train_epoch_start = _flush
+
+    return FlushLogs()
+
+
+def atomic_checkpoint_io():
+    """Lightning checkpoint I/O that writes temp + rename beside the file (Lightning's own temp file lives in
+    the system temp folder, so its final move is a copy that kill -9 can cut when that is another disk)."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            if storage_options is not None:
+                raise TypeError("storage_options are not supported by scopeseg checkpoints")
+            with atomic_path(path) as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO()
 
 
 def best_state_dict(run_dir: Path, prefix: str = "model.") -> dict[str, torch.Tensor] | None:
     """The module weights of our own best (else last) Lightning checkpoint in ``run_dir``."""
-    for name in ("best.ckpt", "last.ckpt"):
+    for name in CKPT_FILES:
         p = run_dir / "checkpoints" / name
         if p.is_file():
             ckpt = torch.load(p, map_location="cpu", weights_only=True)
@@ -204,22 +457,9 @@ def best_state_dict(run_dir: Path, prefix: str = "model.") -> dict[str, torch.Te
 
 
 def prepare_run_dir(cfg: TrainerOptions, task: str) -> Path:
-    """Create the run folder; a fresh (not resumed) run into an existing one clears its old checkpoints."""
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
-        import shutil
-
-        for old in ("checkpoints", "best", "logs"):
-            if (run_dir / old).exists():
-                shutil.rmtree(run_dir / old)
-    write_text(
-        run_dir / "config.yaml",
-        yaml.safe_dump({"task": task, **cfg.model_dump(mode="json")}, sort_keys=False),
-    )
-    if not (run_dir / RUN_MARKER).exists():
-        write_json(run_dir / RUN_MARKER, {"task": task, "created": time.time()}, indent=2)
-    return run_dir
+    """``plan_run`` + ``write_run_dir`` in one step, for tasks that check their data after it (plugins)."""
+    plan = plan_run(cfg, task)
+    return write_run_dir(plan) if plan.writer else plan.dir
 
 
 def data_digest(path: str | None) -> str | None:
@@ -335,21 +575,30 @@ def fit_and_release(
     ckpt_path: str | None = None,
     monitor: str = "val_dice",
     mode: str = "max",
+    trainer: Any = None,
+    undo: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
-    """Fit, then (rank 0) save the best weights as a safetensors checkpoint in ``run_dir/best``.
+    """Fit (resuming weights-only from ``ckpt_path``), then (rank 0) save the best weights in ``run_dir/best``.
 
     A ``TrainingError`` (NaN loss) still releases the last good checkpoint, then is raised naming it.
     Returns None on other ranks, else ``{"best", "train_seconds", "epochs_run", "trainer"}``.
+    ``trainer``: the one ``start_run`` built (else one is built here). ``undo`` (``Run.undo``) is called when a
+    user-caused error (a corrupt image met while training) stops the fit before any checkpoint exists.
     """
     from ..models.checkpoints import run_manifest
 
-    trainer = build_trainer(cfg, run_dir, monitor=monitor, mode=mode)
+    if trainer is None:
+        trainer = build_trainer(cfg, run_dir, monitor=monitor, mode=mode)
     t0 = time.time()
     error: ScopesegError | None = None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except TrainingError as e:
         error = e
+    except ScopesegError:
+        if undo is not None and best_state_dict(run_dir) is None:
+            undo()
+        raise
     seconds = time.time() - t0
     if not trainer.is_global_zero:
         return None

@@ -239,19 +239,26 @@ class PromptDataModule(TrainValDataModule):
 
 @register_task("promptable", config=PromptableTrainConfig)
 def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
-    """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
-    from .loop import fit_and_release, prepare_run_dir, resolve_resume
+    """Fine-tune; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint).
+
+    Every check (out=, resume=, model, data, trainer) runs before ``start_run`` writes the run folder.
+    """
+    from .loop import fit_and_release, plan_run, start_run
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    ckpt_path = resolve_resume(cfg.resume)
-    run_dir = prepare_run_dir(cfg, "promptable")
+    plan = plan_run(cfg, "promptable")
     model = create_task_model(cfg.model, "promptable", pretrained=cfg.pretrained, **cfg.model_args)
     dm = PromptDataModule(cfg, model)
     module = PromptableModule(model, cfg)
+    run = start_run(plan, module)
+    run_dir = run.dir
     card = f"{cfg.model} fine-tuned with box prompts by scopeseg (base weights Apache-2.0)."
-    released = fit_and_release(module, dm, model, cfg, run_dir, card, ckpt_path=ckpt_path)
+    released = fit_and_release(
+        module, dm, model, cfg, run_dir, card, ckpt_path=run.ckpt_path, trainer=run.trainer, undo=run.undo
+    )
     if released is None:  # not rank 0
         return {"run_dir": str(run_dir)}
+    run.release()
     trainer = released.pop("trainer")
     result = {
         "run_dir": str(run_dir),

@@ -28,9 +28,9 @@ from .loop import (
     create_task_model,
     fit_and_release,
     make_loader,
-    prepare_run_dir,
+    plan_run,
     register_task,
-    resolve_resume,
+    start_run,
 )
 from .validation import RankMean, score_label_maps
 
@@ -196,13 +196,15 @@ class SemanticModule(L.LightningModule):
 
 @register_task("semantic", config=SemanticTrainConfig)
 def train_semantic(cfg: SemanticTrainConfig) -> dict[str, Any]:
-    """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only)."""
+    """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only).
+
+    Every check (out=, resume=, data, model, trainer) runs before ``start_run`` writes the run folder.
+    """
     import lightning as L
 
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    ckpt_path = resolve_resume(cfg.resume)
-    run_dir = prepare_run_dir(cfg, "semantic")
+    plan = plan_run(cfg, "semantic")
     dm = SemanticDataModule(cfg)
     model = create_task_model(cfg.model, "semantic", classes=dm.classes, pretrained=cfg.pretrained)
     model.config.update(
@@ -216,10 +218,15 @@ def train_semantic(cfg: SemanticTrainConfig) -> dict[str, Any]:
         }
     )
     module = SemanticModule(model, cfg)
+    run = start_run(plan, module)
+    run_dir = run.dir
     card = f"Semantic segmentation ({cfg.mode}) of {', '.join(dm.classes)}, trained with scopeseg."
-    released = fit_and_release(module, dm, model, cfg, run_dir, card, ckpt_path=ckpt_path)
+    released = fit_and_release(
+        module, dm, model, cfg, run_dir, card, ckpt_path=run.ckpt_path, trainer=run.trainer, undo=run.undo
+    )
     if released is None:  # not rank 0
         return {"run_dir": str(run_dir)}
+    run.release()
     best_dir = Path(released["best"])
     result: dict[str, Any] = {
         "run_dir": str(run_dir),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ...errors import ConfigError, DataError
+from ...io import check_output, scratch_dir
 from ._base import ConversionReport, load_class_table, load_mapping
 
 #: module names in the order ``scopeseg convert --help`` lists them
@@ -163,7 +163,8 @@ def convert(
     in_opts = {k: v for k, v in opts.items() if k in inspect.signature(in_mod.to_coco).parameters}
     out_opts = {k: v for k, v in opts.items() if k not in in_opts or k in ("overwrite",)}
     out_opts.pop("mapping", None)
-    with tempfile.TemporaryDirectory(prefix=".convert.", dir=Path(dst).resolve().parent) as tmp:
+    check_output(dst, bool(out_opts.get("overwrite")))  # before the first half of the chain runs
+    with scratch_dir(Path(dst).resolve()) as tmp:
         first = _call(in_mod, "to_coco", src, Path(tmp) / "coco", {**in_opts, "overwrite": True})
         second = _call(out_mod, "from_coco", Path(tmp) / "coco", dst, out_opts)
     for msg, files in first.warnings.items():

@@ -1,6 +1,6 @@
 """Shared machinery of the format converters: a streaming COCO writer, a report, label-map encoding.
 
-Every converter writes into a temp folder (``io.atomic_dir``) through ``CocoWriter``, which encodes each mask
+Every converter writes into a hidden temp sibling of its output (``io.output_dir``) through ``CocoWriter``, which encodes each mask
 to RLE as soon as it is added and appends it to a line file, so memory stays bounded by one frame's masks
 plus the (small) image table; a failure anywhere leaves nothing at the destination.
 """
@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
-import shutil
 import struct
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +23,8 @@ import numpy as np
 
 from ...errors import DataError
 from ...io import _json_default as json_default
-from ...io import atomic_dir, image_size, is_image, read_image, read_json, write_image
+from ...io import check_output, image_size, is_image, output_dir, read_image, read_json, write_image
+from ...io import link_or_copy as io_link_or_copy
 from ...progress import track
 from .. import rle as rle_utils
 from ..coco import CocoDataset
@@ -342,18 +341,9 @@ class CocoWriter:
 
 def link_or_copy(src: str | Path, dst: str | Path, link: bool = True) -> Path:
     """Hard-link ``src`` to ``dst`` (same file system), else copy it; missing source -> ``DataError``."""
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
+    if not Path(src).is_file():
         raise DataError("image not found", src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        try:
-            os.link(src, dst)
-            return dst
-        except OSError:
-            pass
-    shutil.copyfile(src, dst)
-    return dst
+    return io_link_or_copy(src, dst, link)
 
 
 def write_png(path: str | Path, arr: np.ndarray) -> Path:
@@ -383,8 +373,7 @@ def open_output(
 ) -> Iterator[CocoWriter]:
     """Yield a ``CocoWriter`` over a temp folder that replaces ``dst`` only when the block succeeds."""
     mapping = load_mapping(mapping)
-    check_destination(dst, overwrite)
-    with atomic_dir(dst) as root:
+    with output_dir(dst, overwrite) as root:
         writer = CocoWriter(Path(root), report, mapping, link_images)
         try:
             yield writer
@@ -394,11 +383,8 @@ def open_output(
 
 
 def check_destination(dst: str | Path, overwrite: bool) -> None:
-    """Refuse to replace an existing non-empty output unless ``overwrite``."""
-    dst = Path(dst)
-    if dst.exists() and not overwrite:
-        if dst.is_file() or any(dst.iterdir()):
-            raise DataError("output already exists (pass --overwrite to replace it)", dst)
+    """Refuse to replace an existing non-empty output unless ``overwrite`` (the rule of ``io.check_output``)."""
+    check_output(dst, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -508,8 +494,7 @@ def load_coco(src: str | Path) -> CocoDataset:
 
 def open_export(dst: str | Path, overwrite: bool = False):
     """Atomic output folder for a ``from_coco`` export (checked like ``open_output``)."""
-    check_destination(dst, overwrite)
-    return atomic_dir(dst)
+    return output_dir(dst, overwrite)
 
 
 def load_class_table(spec: str | Path | list | dict | None) -> list[dict] | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import ConfigError, DataError
 from ...io import read_json, write_json
+from ...metrics.instances import check_frame_instances
 from .. import rle as rle_utils
 from ..coco import CocoDataset
 from ._base import ConversionReport, check_destination, iter_with_progress
@@ -71,25 +72,19 @@ def to_coco(src: str | Path, dst: str | Path, *, gt: Any = None, overwrite: bool
         raise DataError("TAPIS predictions must be a JSON object keyed by image file_name", src)
     names = _name_index(ds)
     cats = sorted(ds.categories)
+    ids = {}
+    for key in data:
+        ids[key] = names.get(key)  # exact file_name, or a bare name that is unique in the ground truth
+        if ids[key] is None:
+            raise DataError(f"prediction for {key!r}, an image the ground truth does not have", src)
+    sizes = {k: (int(ds.images[i]["height"]), int(ds.images[i]["width"])) for k, i in ids.items()}
+    check_frame_instances(data, sizes, len(cats), src)
     results = []
     for key in iter_with_progress(list(data), "TAPIS"):
-        entry = data[key]
-        iid = names.get(key)  # exact file_name, or a bare name that is unique in the ground truth
-        if iid is None:
-            raise DataError(f"prediction for {key!r}, an image the ground truth does not have", src)
-        im = ds.images[iid]
-        h, w = int(im["height"]), int(im["width"])
-        if not isinstance(entry, dict) or not isinstance(entry.get("instances", []), list):
-            raise DataError(f"{key!r}: expected {{'instances': [...]}}", src)
-        for k, inst in enumerate(entry.get("instances", [])):
-            where = f"{key!r} instance {k}"
-            dist = inst.get("instruments_score_dist")
-            if not isinstance(dist, list) or len(dist) != len(cats):
-                raise DataError(
-                    f"{where}: instruments_score_dist must list {len(cats)} class scores "
-                    f"(ground truth has {len(cats)} categories)",
-                    src,
-                )
+        entry, iid = data[key], ids[key]
+        h, w = sizes[key]
+        for inst in entry.get("instances", []):
+            dist = inst["instruments_score_dist"]
             best = int(np.argmax(dist))
             rec: dict[str, Any] = {
                 "image_id": iid,
@@ -99,10 +94,6 @@ def to_coco(src: str | Path, dst: str | Path, *, gt: Any = None, overwrite: bool
             }
             seg = inst.get("segment")
             if seg is not None:
-                if [int(v) for v in seg.get("size", [])] != [h, w]:
-                    raise DataError(
-                        f"{where}: segment size {seg.get('size')} differs from the image's {[h, w]}", src
-                    )
                 rec["segmentation"] = rle_utils.compress(seg)
             if inst.get("bbox") is not None:
                 x1, y1, x2, y2 = (float(v) for v in inst["bbox"])

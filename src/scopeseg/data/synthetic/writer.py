@@ -27,11 +27,14 @@ def _check_target(out_dir: Path) -> None:
         )
 
 
-def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = True) -> CocoDataset:
+def generate(
+    out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = True, overwrite: bool = True
+) -> CocoDataset:
     """Render ``cfg.videos`` videos into ``out_dir``: frames, one mp4 per video, ``annotations.json``.
 
-    The folder is written atomically (temp folder renamed at the end); an existing synthetic data set there
-    is replaced. Same config -> byte-identical ``annotations.json`` (and identical frames before encoding).
+    The folder is written atomically (temp folder renamed at the end); an existing data set there is replaced
+    when ``overwrite`` (``scopeseg synth --overwrite``), else refused; any other non-empty folder is refused.
+    Same config -> byte-identical ``annotations.json`` (and identical frames before encoding).
     """
     import cv2
 
@@ -53,7 +56,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool
                 yield k, t, frame, inst
 
     report = ConversionReport(format="synthetic", src="scopeseg.data.synthetic", dst=str(out_dir))
-    with open_output(out_dir, report, overwrite=True) as out:
+    with open_output(out_dir, report, overwrite=overwrite) as out:
         out.info = {
             "description": "scopeseg synthetic scope videos",
             "generator": "scopeseg.data.synthetic",

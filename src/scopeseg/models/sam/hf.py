@@ -24,7 +24,8 @@ def is_hf_sam_dir(path: str | Path) -> bool:
     if not cfg.is_file():
         return False
     try:
-        return json.loads(cfg.read_text()).get("model_type") == "sam"
+        data = json.loads(cfg.read_text())
+        return isinstance(data, dict) and data.get("model_type") == "sam"
     except (OSError, ValueError):
         return False
 

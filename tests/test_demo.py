@@ -12,7 +12,6 @@ import pytest
 
 from scopeseg.cli import main
 
-
 TOY = [
     "train_videos=2",
     "test_videos=1",

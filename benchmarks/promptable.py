@@ -183,7 +183,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--eval-images", type=int, default=15)
     ap.add_argument("--reference-python", default="/tmp/refenv/bin/python")
-    ap.add_argument("--engines", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-int8-static")
+    ap.add_argument(
+        "--engines",
+        default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8,onnx-int8-static,openvino-fp32,openvino-bf16",
+    )
     ap.add_argument("--out", default=None, help="default benchmarks/results/promptable[_MODEL]")
     args = ap.parse_args()
     if args.out is None:
@@ -193,6 +196,7 @@ def main() -> None:
     import torch
 
     from scopeseg.inference.prompt import PromptPredictor
+    from scopeseg.runtime import cpu_summary
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp())
@@ -227,7 +231,7 @@ def main() -> None:
     # reduced precision quality: Dice of its masks against the fp32 masks of the same engine family
     pairs = eval_pairs(args.eval_images)
     for row in rows:
-        base = preds.get("onnx-fp32" if row["engine"].startswith("onnx") else "torch-fp32")
+        base = preds.get(f"{row['engine'].split('-')[0]}-fp32") or preds.get("torch-fp32")
         if row["engine"].endswith("fp32") or base is None:
             continue
         ds = []
@@ -250,6 +254,7 @@ def main() -> None:
         "image": "512x512 PNG, 1 box",
         "machine": {
             "cpu": platform.processor() or platform.machine(),
+            "cpu_summary": cpu_summary(),
             "load_avg": os.getloadavg(),
             "python": sys.version.split()[0],
             "torch": torch.__version__,
@@ -273,6 +278,9 @@ def main() -> None:
 def render_md(r: dict) -> str:
     lines = [
         f"# Promptable segmentation speed ({r['model']}, {r['threads']} threads)",
+        "",
+        f"CPU: {r['machine'].get('cpu_summary', {}).get('model', '?')}, flags "
+        f"{' '.join(r['machine'].get('cpu_summary', {}).get('flags', []))}.",
         "",
         f"Load average during the run: {', '.join(f'{v:.1f}' for v in r['machine']['load_avg'])} "
         "(shared machine: compare ratios measured in the same run, not absolute times).",

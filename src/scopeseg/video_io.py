@@ -7,8 +7,10 @@ renamed only when the video is closed successfully.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,25 @@ import numpy as np
 from .errors import DataError
 
 
+def is_stream(source: str | Path) -> bool:
+    """True for a source PyAV opens that is no regular file: a URL (``rtsp://``, ``file:``), a device, a pipe.
+
+    Why: ``scopeseg predict`` reads live input through the same decoder as files, without counting frames.
+    """
+    text = str(source)
+    try:
+        mode = os.stat(text).st_mode
+    except OSError:  # no such file: a URL (``scheme:``) or nothing
+        return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", text) is not None
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def _open(path: str | Path):
     import av
 
-    path = Path(path)
-    if not path.is_file():
+    stream_input = is_stream(path)
+    path = str(path) if stream_input else Path(path)
+    if not stream_input and not path.is_file():
         raise DataError("video not found", path)
     try:
         container = av.open(str(path))
@@ -56,24 +72,53 @@ def video_info(path: str | Path) -> dict[str, Any]:
 
 
 def iter_frames(
-    path: str | Path, stride: int = 1, start: int = 0, stop: int | None = None
+    path: str | Path,
+    stride: int = 1,
+    start: int = 0,
+    stop: int | None = None,
+    size: tuple[int, int] | None = None,
+    on_open: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_index, RGB uint8 HxWx3)`` for every ``stride``-th decoded frame (0-based index)."""
+    """Yield ``(frame_index, RGB uint8 HxWx3)`` for every ``stride``-th decoded frame (0-based index).
+
+    ``size`` (H, W) scales frames while converting them; ``on_open`` receives ``{"fps", "height", "width",
+    "frames", "codec"}`` from the header (``frames`` 0 when unknown) before the first frame. A decoding
+    error or a file that ends before its header's frame count raises ``DataError`` naming the frame.
+    """
     import av
 
     if stride < 1:
         raise DataError(f"stride must be >= 1, got {stride}")
     container = _open(path)
+    decoded = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        expected = int(stream.frames or 0)
+        if on_open is not None:
+            on_open(
+                {
+                    "fps": float(stream.average_rate or stream.guessed_rate or 0) or 0.0,
+                    "height": stream.codec_context.height,
+                    "width": stream.codec_context.width,
+                    "codec": stream.codec_context.name,
+                    "frames": expected,
+                }
+            )
+        kw = {"height": size[0], "width": size[1]} if size is not None else {}
         for i, frame in enumerate(container.decode(stream)):
             if stop is not None and i >= stop:
                 break
+            decoded = i + 1
             if i >= start and (i - start) % stride == 0:
-                yield i, frame.to_ndarray(format="rgb24")
+                yield i, frame.to_ndarray(format="rgb24", **kw)
+        else:
+            if expected and decoded < expected and not is_stream(path):
+                raise DataError(f"truncated video: decoding ended at frame {decoded} of {expected}", path)
     except av.error.FFmpegError as e:
-        raise DataError(f"corrupt video: decoding failed ({e.__class__.__name__})", path) from None
+        raise DataError(
+            f"corrupt or truncated video: decoding failed at frame {decoded} ({e.__class__.__name__})", path
+        ) from None
     finally:
         container.close()
 
@@ -110,7 +155,8 @@ class VideoWriter:
     def _start(self, h: int, w: int) -> None:
         import av
 
-        self._container = av.open(str(self.tmp), mode="w", format="mp4")
+        # faststart: the index leads the file, so players start at once and a cut copy keeps its first frames
+        self._container = av.open(str(self.tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(self.fps).limit_denominator(1001)
         self._stream = self._container.add_stream(self.codec, rate=rate)
         self._stream.width = w + (w % 2)

@@ -6,7 +6,10 @@ from . import arg, build_config_of, command, config_keys
 
 
 @arg("model", help="checkpoint folder (model.safetensors + config.json)")
-@arg("input", help="an image, a folder of images, a COCO JSON / data folder, or a video")
+@arg(
+    "input",
+    help="an image, a folder of images, a COCO JSON / data folder, a video, or a stream (rtsp://..., /dev/video0)",
+)
 @arg("out", help="output folder: predicted/ (data set), results.json (COCO results), masks/, overlays/")
 @arg("--overwrite", action="store_true", help="replace an existing OUT (only once the prediction succeeded)")
 @command(

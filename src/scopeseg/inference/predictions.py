@@ -10,9 +10,9 @@ views for people and are written by the callers, never read back.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from ..data.coco import CocoDataset
 from ..data.records import ANNOTATION_FILE
 from ..io import check_inside, link_or_copy, output_dir, write_image, write_json
 from ..metrics.inputs import dataset_results
+from ..viz import palette_color
+
+if TYPE_CHECKING:
+    from ..models.dense_recipe import DenseRecipe
 
 #: names inside a prediction output folder (one name per meaning)
 PREDICTED_DATASET = "predicted"
@@ -107,3 +111,56 @@ class PredictionWriter:
     def paths(self) -> dict[str, str]:
         """Where the two outputs are (for summaries)."""
         return {"predicted": str(self.out / PREDICTED_DATASET), "results": str(self.out / RESULTS_FILE)}
+
+
+def model_categories(classes: list[str], gt: CocoDataset | None) -> list[dict[str, Any]]:
+    """Model classes as categories: a COCO input's id for a class of the same name, else the next free id."""
+    by_name = {c["name"]: cid for cid, c in gt.categories.items()} if gt is not None else {}
+    next_id = max([0, *by_name.values()]) + 1 if by_name else 1
+    out = []
+    for i, name in enumerate(classes):
+        cid = by_name.get(name)
+        if cid is None:
+            cid, next_id = next_id, next_id + 1
+        out.append({"name": name, "id": cid, "color": palette_color(i)})
+    return out
+
+
+class MaskViews:
+    """Turns probability maps into masks of the predicted data set plus PNG / overlay views.
+
+    Why: images, data sets, videos and streams store their predictions the same way.
+    """
+
+    def __init__(self, predictor: DenseRecipe, writer: PredictionWriter, masks: bool, overlays: bool):
+        self.p, self.w, self.masks, self.overlays = predictor, writer, masks, overlays
+        cats = list(writer.ds.categories)
+        self.cat_ids = {i + 1: cid for i, cid in enumerate(cats)}  # label value -> category id
+        self.colors = {i + 1: writer.ds.categories[cid]["color"] for i, cid in enumerate(cats)}
+
+    def add(self, iid: int, probs: np.ndarray, stem: str, img: np.ndarray, views: bool = True) -> np.ndarray:
+        labels = self.p.labels(probs)
+        for c, cid in self.cat_ids.items():
+            m = labels == c
+            if m.any():
+                score = float(probs[0][m].mean() if self.p.binary else probs[c][m].mean())
+                self.w.add_mask(iid, cid, m, score)
+        if views and self.masks:
+            write_image(self.w.view(f"masks/{stem}.png"), labels * 255 if self.p.binary else labels)
+        if views and self.overlays:
+            from ..viz import overlay
+
+            write_image(self.w.view(f"overlays/{stem}.jpg"), overlay(img, labels, self.colors), quality=90)
+        return labels
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[list]:
+    """Lists of ``n`` consecutive items (the last may be shorter), read lazily."""
+    buf = []
+    for x in items:
+        buf.append(x)
+        if len(buf) == n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf

@@ -4,27 +4,25 @@ Outputs in ``OUT`` (see ``inference.predictions``): ``predicted/`` (the canonica
 predictions: RLE, ``score`` = mean probability inside the mask, images linked or, for a video, written as
 frames) and ``results.json`` (COCO results keyed to its ids: a COCO input's own image ids, its category ids
 for model classes of the same name); views for people: ``masks/*.png`` (binary 0/255, multi-class class
-index), ``overlays/*.jpg`` and for a video ``<name>_overlay.mp4``. The whole folder appears at once (a
+index), ``overlays/*.jpg`` and for a video or stream ``<name>_overlay.mp4`` (``inference.streams``). The whole folder appears at once (a
 temp sibling renamed at the end); an existing ``OUT`` is refused unless ``overwrite`` (``--overwrite``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..config import BaseConfig
 from ..data.coco import CocoDataset
-from ..errors import DataError
-from ..io import check_output, is_image, is_video, read_image, write_image
+from ..errors import ConfigError, DataError
+from ..io import check_output, is_image, is_video, read_image
 from ..progress import track
-from ..viz import palette_color
-from .predictions import PredictionWriter
+from .predictions import MaskViews, PredictionWriter, model_categories
 from .semantic import Predictor
 
 INPUT_KINDS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -42,10 +40,34 @@ class PredictConfig(BaseConfig):
     engine: Literal["torch", "onnx", "openvino", "auto"] = "torch"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: torch, or openvino on CPUs with avx512_bf16/AMX
     threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
+    # videos and streams (inference.streams)
+    stride: int = Field(1, ge=1)  # predict every stride-th frame
+    resize: tuple[int, int] | None = None  # HxW frames are scaled to while decoding (480x736)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # overlay opacity
+    contours: bool = True  # overlay draws region outlines
+    smooth: float = Field(0.0, ge=0.0, lt=1.0)  # EMA factor over frame probabilities (0: off)
+    partial: bool = False  # a decoding error publishes the frames before it (noted) instead of failing
+    max_frames: int | None = Field(None, ge=1)  # stop after this many decoded frames (streams)
+
+    @field_validator("resize", mode="before")
+    @classmethod
+    def _hxw(cls, v: Any) -> Any:
+        if isinstance(v, str) and re.fullmatch(r"\d+x\d+", v.strip()):
+            return tuple(int(x) for x in v.strip().split("x"))
+        return v
 
 
-def input_kind(path: Path) -> str:
-    """``image`` | ``folder`` | ``coco`` | ``video`` for a prediction input path."""
+#: PredictConfig keys that apply to videos and streams only
+VIDEO_KEYS = ("stride", "resize", "alpha", "contours", "smooth", "partial", "max_frames")
+
+
+def input_kind(path: str | Path) -> str:
+    """``image`` | ``folder`` | ``coco`` | ``video`` | ``stream`` (URL, device, pipe) for a prediction input."""
+    from ..video_io import is_stream
+
+    if is_stream(path):
+        return "stream"
+    path = Path(path)
     if not path.exists():
         raise DataError("input not found", path)
     if path.is_dir():
@@ -70,44 +92,6 @@ def _register(kind: str):
     return deco
 
 
-def _categories(classes: list[str], gt: CocoDataset | None) -> list[dict[str, Any]]:
-    """Model classes as categories: a COCO input's id for a class of the same name, else the next free id."""
-    by_name = {c["name"]: cid for cid, c in gt.categories.items()} if gt is not None else {}
-    next_id = max([0, *by_name.values()]) + 1 if by_name else 1
-    out = []
-    for i, name in enumerate(classes):
-        cid = by_name.get(name)
-        if cid is None:
-            cid, next_id = next_id, next_id + 1
-        out.append({"name": name, "id": cid, "color": palette_color(i)})
-    return out
-
-
-class _Frames:
-    """Turns probability maps into masks of the predicted data set plus PNG / overlay views."""
-
-    def __init__(self, predictor: Predictor, writer: PredictionWriter, masks: bool, overlays: bool):
-        self.p, self.w, self.masks, self.overlays = predictor, writer, masks, overlays
-        cats = list(writer.ds.categories)
-        self.cat_ids = {i + 1: cid for i, cid in enumerate(cats)}  # label value -> category id
-        self.colors = {i + 1: writer.ds.categories[cid]["color"] for i, cid in enumerate(cats)}
-
-    def add(self, iid: int, probs: np.ndarray, stem: str, img: np.ndarray, views: bool = True) -> np.ndarray:
-        labels = self.p.labels(probs)
-        for c, cid in self.cat_ids.items():
-            m = labels == c
-            if m.any():
-                score = float(probs[0][m].mean() if self.p.binary else probs[c][m].mean())
-                self.w.add_mask(iid, cid, m, score)
-        if views and self.masks:
-            write_image(self.w.view(f"masks/{stem}.png"), labels * 255 if self.p.binary else labels)
-        if views and self.overlays:
-            from ..viz import overlay
-
-            write_image(self.w.view(f"overlays/{stem}.jpg"), overlay(img, labels, self.colors), quality=90)
-        return labels
-
-
 def _predict_images(
     predictor: Predictor,
     items: list[tuple[str, Path, int | None]],
@@ -119,8 +103,8 @@ def _predict_images(
     overwrite: bool = False,
 ) -> dict[str, str]:
     """Predict ``(file_name, path, image id or None)`` items; returns where the outputs are."""
-    with PredictionWriter(out, _categories(predictor.classes, gt), images, overwrite) as w:
-        frames = _Frames(predictor, w, masks, overlays)
+    with PredictionWriter(out, model_categories(predictor.classes, gt), images, overwrite) as w:
+        frames = MaskViews(predictor, w, masks, overlays)
         bs = predictor.batch_size
         for start in track(range(0, len(items), bs), "predicting", total=(len(items) + bs - 1) // bs):
             chunk = items[start : start + bs]
@@ -191,59 +175,21 @@ def predict_coco(
 
 
 @_register("video")
+@_register("stream")
 def predict_video(
     predictor: Predictor,
-    path: Path,
+    path: str | Path,
     out: Path,
     masks: bool = False,
     overlays: bool = True,
     images: bool = True,
     overwrite: bool = False,
+    **video: Any,
 ) -> dict[str, Any]:
-    """Decode -> predict (batched, bounded memory) -> overlay mp4 + the predicted COCO-video data set."""
-    from ..video_io import VideoWriter, iter_frames, video_info
-    from ..viz import overlay
+    """Decode -> predict -> overlay mp4 + the predicted COCO-video data set (``streams.predict_video``)."""
+    from .streams import predict_video as run
 
-    info = video_info(path)
-    res: dict[str, Any] = {}
-    n = 0
-    with PredictionWriter(out, _categories(predictor.classes, None), images, overwrite) as w:
-        frames = _Frames(predictor, w, masks, False)
-        vid = w.add_video(path.stem, fps=info["fps"], source=str(path))
-        name = f"{path.stem}_overlay.mp4"
-        with VideoWriter(w.view(name), fps=info["fps"] or 25.0) if overlays else nullcontext() as writer:
-            batches = _batched(
-                track(iter_frames(path), "predicting video", total=info["frames"]), predictor.batch_size
-            )
-            for batch in batches:
-                imgs = [f for _, f in batch]
-                for (i, img), probs in zip(batch, predictor.probabilities(imgs)):
-                    iid = w.add_image(
-                        f"{path.stem}/{i:06d}.jpg",
-                        img.shape[0],
-                        img.shape[1],
-                        pixels=img,
-                        video_id=vid,
-                        frame_index=i,
-                    )
-                    labels = frames.add(iid, probs, f"{path.stem}_{i:06d}", img, views=masks)
-                    if writer is not None:
-                        writer.write(overlay(img, labels, frames.colors))
-                    n += 1
-        if overlays:
-            res["overlay_video"] = str(out / name)
-    return {"frames": n, **w.paths(), **res}
-
-
-def _batched(items, n: int) -> Iterator[list]:
-    buf = []
-    for x in items:
-        buf.append(x)
-        if len(buf) == n:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
+    return run(predictor, path, out, masks, overlays, images, overwrite, **video)
 
 
 def predict_path(
@@ -254,8 +200,8 @@ def predict_path(
     ``out`` appears whole at the end; an existing ``out`` is refused unless ``overwrite`` (then replaced
     only when the prediction succeeded).
     """
-    path, out = Path(input_path), Path(out)
-    kind = input_kind(path)
+    kind, out = input_kind(input_path), Path(out)
+    path = input_path if kind == "stream" else Path(input_path)
     check_output(out, overwrite)
     return {"kind": kind, **INPUT_KINDS[kind](predictor, path, out, overwrite=overwrite, **kw)}
 
@@ -272,13 +218,18 @@ def predict_model(
     Input and output are checked before the model is loaded (a refused command costs nothing).
     """
     cfg = cfg or PredictConfig()
-    input_kind(Path(input_path))
+    kind = input_kind(input_path)
+    video = {k: getattr(cfg, k) for k in VIDEO_KEYS}
+    if kind not in ("video", "stream"):
+        changed = [k for k in VIDEO_KEYS if video[k] != PredictConfig.model_fields[k].default]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)} apply to videos and streams only, not to a {kind} input")
+        video = {}
     check_output(out, overwrite)
     predictor = Predictor.from_pretrained(
         model, cfg.engine, cfg.precision, cfg.threads, batch_size=cfg.batch_size, threshold=cfg.threshold
     )
-    path = Path(input_path)
-    masks = cfg.masks if cfg.masks is not None else input_kind(path) != "video"
+    masks = cfg.masks if cfg.masks is not None else kind not in ("video", "stream")
     return predict_path(
-        predictor, path, out, overwrite, masks=masks, overlays=cfg.overlays, images=cfg.images
+        predictor, input_path, out, overwrite, masks=masks, overlays=cfg.overlays, images=cfg.images, **video
     )

@@ -31,22 +31,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        code = main(
-            [
-                "-q",
-                "demo",
-                str(out),
-                "train_videos=2",
-                "test_videos=1",
-                "frames=4",
-                "size=64x96",
-                "minutes=0.2",
-                "model=unet-effb0",
-                "train.pretrained=false",
-                "train.train_size=[64,96]",
-                "train.epochs=1",
-            ]
-        )
+        code = main(["-q", "demo", str(out), *TOY])
     return out, code, buf.getvalue()
 
 

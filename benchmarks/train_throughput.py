@@ -5,6 +5,8 @@ One step = forward + Dice+BCE loss (binary, the MONAI tool bundle's task) + back
 a few warmup steps, then timed steps. Wall-clock images/s depends on the machine's load (the cores are
 shared), so process CPU seconds per image are reported too, and the load average around each model.
 Speeds are also given as a ratio to ``unet-effb2`` (the bundle's model) measured in the same run.
+``--precisions 32-true,bf16-mixed`` adds the CPU bf16 autocast step Lightning's ``precision=bf16-mixed`` runs
+(fast only on CPUs with native bf16: avx512_bf16 / AMX; the result file records the CPU flags).
 Results: ``benchmarks/results/train_throughput.{json,md}``.
 Run: ``.venv/bin/python benchmarks/train_throughput.py [--models unet-lite0,...] [--steps 3] [--warmup 2]``.
 """
@@ -34,9 +36,19 @@ def _cpu_seconds() -> float:
 
 
 def measure(
-    name: str, batch: int, size: tuple[int, int], warmup: int, steps: int, threads: int, seed: int = 0
+    name: str,
+    batch: int,
+    size: tuple[int, int],
+    warmup: int,
+    steps: int,
+    threads: int,
+    precision: str = "32-true",
+    seed: int = 0,
 ) -> dict:
-    """Time ``steps`` training steps of model ``name`` (random init) after ``warmup`` untimed ones."""
+    """Time ``steps`` training steps of model ``name`` (random init) after ``warmup`` untimed ones;
+    ``bf16-mixed`` runs forward and loss under CPU bf16 autocast, as Lightning does."""
+    import contextlib
+
     import torch
 
     torch.set_num_threads(threads)
@@ -52,9 +64,15 @@ def measure(
     x = torch.rand(batch, 3, *size, generator=g)
     y = (torch.rand(batch, *size, generator=g) > 0.8).long()
 
+    def cast():
+        if precision == "bf16-mixed":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        with cast():
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         return float(loss.detach())
@@ -70,6 +88,7 @@ def measure(
         cpus.append(_cpu_seconds() - c0)
     return {
         "model": name,
+        "precision": precision,
         "params_m": round(model.num_parameters() / 1e6, 2),
         "step_seconds": [round(w, 3) for w in walls],
         "step_seconds_median": statistics.median(walls),
@@ -81,7 +100,7 @@ def measure(
     }
 
 
-def run_worker(name: str, args, threads: int) -> dict:
+def run_worker(name: str, args, threads: int, precision: str) -> dict:
     """Measure one model in a fresh interpreter; returns its JSON line."""
     cmd = [
         sys.executable,
@@ -98,11 +117,13 @@ def run_worker(name: str, args, threads: int) -> dict:
         str(args.steps),
         "--threads",
         str(threads),
+        "--precisions",
+        precision,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         err = proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"
-        return {"model": name, "threads": threads, "error": err}
+        return {"model": name, "threads": threads, "precision": precision, "error": err}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "threads": threads}
 
 
@@ -111,31 +132,36 @@ def markdown(out: dict[str, Any]) -> str:
     lines = [
         f"# Training-step throughput at {a['size'][0]}x{a['size'][1]}, batch {a['batch']}",
         "",
-        f"Step = forward + {a['loss']} + backward + AdamW, fp32, CPU, torch {out['machine']['torch']} "
+        f"Step = forward + {a['loss']} + backward + AdamW, CPU, torch {out['machine']['torch']} "
         f"({out['machine']['torch_threads']} threads); {a['warmup']} warmup + {a['steps']} timed steps per "
         "model, each model in a fresh process (peak RSS = that process's maxrss).",
         f"Machine: {out['machine']['cpu_count']} cores **shared with other jobs**: load average "
         f"{out['machine']['loadavg_1_5_15']} at start, {out['loadavg_end']} at the end, so wall-clock numbers "
         "are pessimistic; CPU s/image is less load-dependent.",
+        f"CPU: {out['machine'].get('cpu', {}).get('model', '?')}, class {out['machine'].get('cpu', {}).get('class', '?')}, "
+        f"flags {', '.join(out['machine'].get('cpu', {}).get('flags', [])) or 'none of the listed'}.",
         "",
-        f"| model | threads | params (M) | images/s | step s (median) | CPU s/image | peak RSS (MB) | speed vs {BASELINE} "
-        "| load (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | precision | threads | params (M) | images/s | step s (median) | CPU s/image | peak RSS (MB) | speed vs {BASELINE} "
+        "| bf16 vs fp32 | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in out["models"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['threads']} | error: {r['error']} | | | | | | |")
+            lines.append(
+                f"| {r['model']} | {r.get('precision', '32-true')} | {r['threads']} | error: {r['error']} | | | | | | | |"
+            )
             continue
-        ratio = r.get("speed_vs_baseline")
+        ratio, vs32 = r.get("speed_vs_baseline"), r.get("speed_vs_fp32")
         lines.append(
-            f"| {r['model']} | {r['threads']} | {r['params_m']:.2f} | {r['images_per_s']:.2f} | {r['step_seconds_median']:.2f} "
+            f"| {r['model']} | {r.get('precision', '32-true')} | {r['threads']} | {r['params_m']:.2f} | {r['images_per_s']:.2f} | {r['step_seconds_median']:.2f} "
             f"| {r['cpu_seconds_per_image']:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{'' if ratio is None else f'{ratio:.2f}x'} | {r['loadavg_1_before']:.1f} |"
+            f"{'' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{'' if vs32 is None else f'{vs32:.2f}x'} | {r['loadavg_1_before']:.1f} |"
         )
     lines += [
         "",
-        f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model) at the same thread count, "
-        "measured in the same run.",
+        f"speed vs {BASELINE} = ratio of CPU seconds per image (baseline / model) at the same thread count "
+        "and precision, measured in the same run; bf16 vs fp32 = the model's fp32 CPU s/image over its bf16-mixed.",
         "With other jobs on the 2 cores, 2 torch threads are far slower than 1 (each OpenMP thread spin-waits "
         "for a descheduled partner), and their numbers vary several-fold between models: they measure the "
         "contention, not the model. Use 1 thread on a shared machine.",
@@ -163,18 +189,27 @@ def main() -> int:
         default="1",
         help="torch threads, comma-separated to compare (1: fastest on oversubscribed shared cores)",
     )
+    ap.add_argument(
+        "--precisions", default="32-true", help="comma-separated: 32-true, bf16-mixed (CPU autocast)"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--name", default="train_throughput", help="result file stem in --out")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         threads = int(args.threads)
-        print(json.dumps(measure(args.worker, args.batch, args.size, args.warmup, args.steps, threads)))
+        print(
+            json.dumps(
+                measure(args.worker, args.batch, args.size, args.warmup, args.steps, threads, args.precisions)
+            )
+        )
         return 0
 
     import torch
 
     from scopeseg.io import write_json, write_text
     from scopeseg.models.registry import list_models
+    from scopeseg.runtime import cpu_summary
 
     models = args.models.split(",") if args.models else list_models(family="semantic")
     start = {
@@ -184,20 +219,28 @@ def main() -> int:
         "torch_threads": args.threads,
         "torch_default_threads": torch.get_num_threads(),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "cpu": cpu_summary(),
     }
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         for name in models:
-            r = run_worker(name, args, threads)
-            rows.append(r)
-            print(json.dumps(r), flush=True)
+            for precision in args.precisions.split(","):
+                r = run_worker(name, args, threads, precision)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+
+    def same(b: dict, r: dict, model: str, precision: str) -> bool:
+        return b["model"] == model and b["threads"] == r["threads"] and b.get("precision") == precision
+
     for r in rows:
-        base = next(
-            (b for b in rows if b["model"] == BASELINE and b["threads"] == r["threads"] and "error" not in b),
-            None,
-        )
-        if base and "error" not in r:
+        if "error" in r:
+            continue
+        base = next((b for b in rows if same(b, r, BASELINE, r["precision"]) and "error" not in b), None)
+        if base:
             r["speed_vs_baseline"] = base["cpu_seconds_per_image"] / r["cpu_seconds_per_image"]
+        fp32 = next((b for b in rows if same(b, r, r["model"], "32-true") and "error" not in b), None)
+        if fp32 and r["precision"] != "32-true":
+            r["speed_vs_fp32"] = fp32["cpu_seconds_per_image"] / r["cpu_seconds_per_image"]
     out = {
         "benchmark": "train_throughput",
         "setup": {
@@ -215,8 +258,8 @@ def main() -> int:
         "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "train_throughput.json", out, indent=2)
-    write_text(args.out / "train_throughput.md", markdown(out))
+    write_json(args.out / f"{args.name}.json", out, indent=2)
+    write_text(args.out / f"{args.name}.md", markdown(out))
     print(markdown(out))
     return 0
 

@@ -168,3 +168,22 @@ def test_validation_scores_are_the_protocols_and_average_over_ranks():
     mean.update([0.5, math.nan, 0.9, 0.7])  # NaN: undefined under the empty rule, left out
     assert float(mean.compute(TwoRanks())) == pytest.approx((0.5 + 0.9 + 0.7 + 1.0) / 5)
     assert mean.count == 0  # reset for the next epoch
+
+
+def test_bf16_mixed_training_lowers_loss_and_keeps_fp32_weights(disc_data, tmp_path, caplog):
+    """precision=bf16-mixed (CPU autocast) trains and saves fp32 weights; without native bf16 it says so."""
+    import logging
+
+    from safetensors.torch import load_file
+
+    from scopeseg.runtime import native_bf16
+
+    with caplog.at_level(logging.WARNING, logger="scopeseg"):
+        res = train(_cfg(disc_data, tmp_path / "run", "epochs=2", "report=false", "precision=bf16-mixed"))
+    losses = _epoch_losses(tmp_path / "run")
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    weights = load_file(tmp_path / "run" / "best" / "model.safetensors")
+    assert {str(t.dtype) for t in weights.values() if t.is_floating_point()} == {"torch.float32"}
+    assert res["epochs_run"] == 2
+    warned = any("without native bf16" in r.getMessage() for r in caplog.records)
+    assert warned == (not native_bf16())

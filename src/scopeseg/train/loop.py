@@ -37,6 +37,7 @@ from ..errors import ConfigError, ScopesegError, TrainingError
 from ..io import atomic_path, pid_alive, read_json, tidy, write_json, write_text
 from ..models.base import ScopesegModel
 from ..registry import Registry
+from ..runtime import native_bf16
 
 log = logging.getLogger(__name__)
 RunFn = TypeVar("RunFn", bound=Callable[..., dict[str, Any]])
@@ -87,10 +88,18 @@ class TrainerOptions(BaseConfig):
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` -> bf16-mixed on CUDA with bf16, 16-mixed on other CUDA, 32-true on CPU."""
+    """``auto`` -> bf16-mixed on CUDA with bf16, 16-mixed on other CUDA, 32-true on CPU (a reduced CPU
+    precision only when asked: ``precision=bf16-mixed``, which is fast only with native bf16)."""
+    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if precision != "auto":
+        if precision.startswith("bf16") and not on_cuda and not native_bf16():
+            logging.getLogger("scopeseg").warning(
+                "precision=%s on a CPU without native bf16 (no avx512_bf16/AMX): bf16 is emulated and "
+                "usually slower than 32-true here (benchmarks/results/train_precision.md)",
+                precision,
+            )
         return precision
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if on_cuda:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32-true"
 

@@ -38,9 +38,28 @@ __all__ = [
 ]
 
 
-def evaluate(gt: str | Path, pred: str | Path, protocol: str = "binary", **params: Any) -> EvalResult:
-    """Score ``pred`` against ``gt`` under a named protocol (see ``scopeseg.metrics.protocols.PROTOCOLS``)."""
-    return run_protocol(protocol, gt, pred, **params)
+def evaluate(
+    gt: str | Path,
+    pred: str | Path,
+    protocol: str = "binary",
+    runner: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    **params: Any,
+) -> EvalResult:
+    """Score ``pred`` against ``gt`` under a named protocol (see ``scopeseg.metrics.protocols.PROTOCOLS``).
+
+    ``runner=ray``: units (videos) scored by ``workers`` Ray workers (``address``: a running cluster, else a
+    local one) and combined into the same numbers (``archive.evaluation``); ``local`` scores in this process.
+    ``pred`` may also be the OUT of ``scopeseg predict MODEL ARCHIVE OUT`` (frames matched by video and index).
+    """
+    from .archive.evaluation import evaluate_units, is_predict_archive
+
+    if runner == "local" and not (address or (workers or 1) > 1) and not is_predict_archive(pred):
+        return run_protocol(protocol, gt, pred, **params)
+
+    return evaluate_units(gt, pred, protocol, runner, address, workers, threads, **params)
 
 
 def _json_safe(obj: Any) -> Any:
@@ -265,6 +284,14 @@ def tune_threshold_folders(
 
     thr = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     if (Path(probs) / "config.json").is_file():
+        from .io import read_json
+
+        if (
+            read_json(Path(probs) / "config.json").get("family") == "video"
+        ):  # maps along first-frame-box propagations
+            from .inference.video_objects import video_probability_maps
+
+            return tune_threshold(*video_probability_maps(probs, gt), thr, kernels, metric)
         return tune_threshold_model(probs, gt, thr, kernels, metric)
     prob = load_prob_maps(probs)
     kind = input_kind(gt, "ground truth")

@@ -23,7 +23,22 @@ def test_registry_lists_the_issue_models():
         assert name in SEMANTIC
     assert list_models("unet-lite*") == ["unet-lite0", "unet-lite1", "unet-lite2"]
     assert list_models(family="promptable") == ["litemedsam", "mobilesam"]
-    assert set(ALL) == set(SEMANTIC) | {"litemedsam", "mobilesam"}
+    assert {"litemedsam-memory", "mobilesam-memory", "sam2-video"} <= set(list_models(family="video"))
+    assert list_models("mask2former-*", family="instance") == [
+        "mask2former-lite0",
+        "mask2former-lite1",
+        "mask2former-lite2",
+        "mask2former-mbv2",
+    ]
+    assert list_models("lemis-*", family="instance") == [
+        "lemis-lite0",
+        "lemis-lite1",
+        "lemis-lite2",
+        "lemis-mbv2",
+    ]
+    assert set(ALL) == set(SEMANTIC) | {"litemedsam", "mobilesam"} | set(list_models(family="video")) | set(
+        list_models(family="instance")
+    )
 
 
 def _json(config: dict) -> dict:
@@ -40,17 +55,25 @@ def test_every_model_keeps_the_contract(name, tmp_path):
     for flag in FLAGS:  # capabilities are class attributes, never patched onto an instance
         assert isinstance(getattr(type(model), flag), bool) and flag not in vars(model)
     assert model.promptable == (entry.family == "promptable")
-    assert not model.video and not model.text_conditioned
+    assert model.video == (entry.family == "video")
+    assert model.text_conditioned == (entry.family == "instance" and name.startswith("lemis-"))
     inputs = model.example_inputs(batch=2)
     with torch.no_grad():
         ref = model(*inputs)
-        if model.promptable:
+        if model.promptable or model.video:  # video models: a prompted frame, then one decode from its memory
             masks, iou = ref
             low = model.low_res_size
-            assert masks.shape == (2, 4, low, low) and iou.shape == (2, 4)
+            shape = (2, 4, low, low) if model.promptable else (2, masks.shape[1], low, low)
+            assert masks.shape == shape and iou.shape == shape[:2]
+        if model.promptable:
             emb = model.encode(inputs[0])
             assert torch.equal(model.decode(emb, *inputs[1:])[0], masks)  # forward = encode + decode
-        else:
+        elif model.family == "instance":  # class logits (+ no-object), stride-4 mask logits, quality, boxes
+            logits, masks, quality, boxes = ref
+            q, (h, w) = logits.shape[1], inputs[0].shape[-2:]
+            assert logits.shape == (2, q, len(model.classes) + 1) and masks.shape == (2, q, h // 4, w // 4)
+            assert quality.shape == (2, q) and boxes.shape == (2, q, 4)
+        elif not model.video:
             assert ref.shape[0] == 2 and ref.shape[-2:] == inputs[0].shape[-2:]
             assert ref.shape[1] == (1 if model.binary else len(model.classes) + 1)
     refs = ref if isinstance(ref, tuple) else (ref,)

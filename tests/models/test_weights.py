@@ -206,6 +206,7 @@ def test_registry_is_pinned():
         "efficientnet-lite1",
         "efficientnet-lite2",
         "mobilenetv2",
+        "minilm",
     }
     for spec in W.WEIGHTS.values():
         assert (

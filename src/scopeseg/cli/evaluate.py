@@ -17,7 +17,11 @@ def _fmt(v) -> str:
 def _protocol_keys() -> str:
     from ..evaluate import describe_protocols
 
-    lines = ["keys: protocol=NAME (default binary), then that protocol's parameters (key=default):"]
+    lines = [
+        "keys: protocol=NAME (default binary), then that protocol's parameters (key=default);",
+        "  runner=local|ray address=auto|HOST:PORT workers=N threads=N: score videos on Ray workers",
+        "  (binary, semantic and video protocols; the same numbers as runner=local)",
+    ]
     for p in describe_protocols():
         params = " ".join(f"{k}={v!r}" for k, v in p["params"].items()) or "-"
         lines.append(f"  {p['name']:<14} {params}")
@@ -43,6 +47,7 @@ def _protocol_keys() -> str:
     data_files=False,  # scores annotations: ground truth without its images is fine
 )
 def _evaluate(args) -> int:
+    from ..archive.runner import RunnerConfig
     from ..config import parse_overrides
     from ..evaluate import evaluate, save_results
     from ..io import check_output
@@ -51,7 +56,9 @@ def _evaluate(args) -> int:
         check_output(args.out, args.overwrite)  # before the scoring: a refused command costs nothing
     params = parse_overrides(args.overrides)
     protocol = str(params.pop("protocol", "binary"))
-    result = evaluate(args.gt, args.pred, protocol, **params)
+    keys = RunnerConfig.model_fields
+    spread = build_config_of(RunnerConfig, {k: params.pop(k) for k in list(params) if k in keys}, "evaluate")
+    result = evaluate(args.gt, args.pred, protocol, **spread.model_dump(), **params)
     print(f"protocol {result.protocol}: {len(result.items)} items")
     for k, v in result.metrics.items():
         if isinstance(v, dict):

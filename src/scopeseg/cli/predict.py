@@ -8,7 +8,8 @@ from . import arg, build_config_of, command, config_keys
 @arg("model", help="checkpoint folder (model.safetensors + config.json)")
 @arg(
     "input",
-    help="an image, a folder of images, a COCO JSON / data folder, a video, or a stream (rtsp://..., /dev/video0)",
+    help="an image, a folder of images, a COCO JSON / data folder, a video, a stream (rtsp://..., /dev/video0), "
+    "or an archive (a folder of videos: one unit per video, runner=local|ray, resumable)",
 )
 @arg("out", help="output folder: predicted/ (data set), results.json (COCO results), masks/, overlays/")
 @arg("--overwrite", action="store_true", help="replace an existing OUT (only once the prediction succeeded)")
@@ -19,9 +20,36 @@ from . import arg, build_config_of, command, config_keys
     data=True,
 )
 def _predict(args) -> int:
-    from ..inference.semantic_files import PredictConfig, predict_model
+    from ..archive.predict import predict
+    from ..inference.semantic_files import PredictConfig
 
+    # Mask2Former checkpoints: InstancePredictConfig (classes=, topk=, ...)
+    if _family(args.model) == "instance":
+        from ..inference.instance import InstancePredictConfig
+        from ..inference.instance import predict_model as predict_instances
+
+        icfg = build_config_of(InstancePredictConfig, args.overrides, "predict")
+        for k, v in predict_instances(args.model, args.input, args.out, icfg, args.overwrite).items():
+            print(f"{k}: {v}")
+        return 0
     cfg = build_config_of(PredictConfig, args.overrides, "predict")
-    for k, v in predict_model(args.model, args.input, args.out, cfg, args.overwrite).items():
+    summary, code = predict(args.model, args.input, args.out, cfg, args.overwrite)
+    for k, v in summary.items():
         print(f"{k}: {v}")
-    return 0
+    return code
+
+
+def _family(model: str) -> str | None:
+    """The ``family`` a checkpoint folder's config.json names (None when it names none or is no folder)."""
+    from pathlib import Path
+
+    from ..io import read_json
+
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        data = read_json(cfg)
+    except Exception:  # the semantic path reports a broken checkpoint in its own words
+        return None
+    return data.get("family") if isinstance(data, dict) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from . import arg, command
 
@@ -26,7 +27,8 @@ def _train(args) -> int:
                 "validation: "
                 + json.dumps({k: v for k, v in result["metrics"].items() if k != "conventions"})
             )
-            print(f"report: {result['run_dir']}/report.html")
+            if (Path(result["run_dir"]) / "report.html").is_file():  # instance runs write no report
+                print(f"report: {result['run_dir']}/report.html")
     return 0
 
 

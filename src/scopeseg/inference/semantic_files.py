@@ -48,6 +48,10 @@ class PredictConfig(BaseConfig):
     smooth: float = Field(0.0, ge=0.0, lt=1.0)  # EMA factor over frame probabilities (0: off)
     partial: bool = False  # a decoding error publishes the frames before it (noted) instead of failing
     max_frames: int | None = Field(None, ge=1)  # stop after this many decoded frames (streams)
+    # archives (a folder of videos, one unit per video: scopeseg.archive)
+    runner: Literal["local", "ray"] = "local"  # ray: units on Ray workers (pip install 'scopeseg[ray]')
+    address: str | None = None  # runner=ray: auto | HOST:PORT of a running cluster (None: a local one)
+    workers: int | None = Field(None, ge=1)  # runner=ray: workers, each with one engine of `threads` threads
 
     @field_validator("resize", mode="before")
     @classmethod
@@ -59,6 +63,8 @@ class PredictConfig(BaseConfig):
 
 #: PredictConfig keys that apply to videos and streams only
 VIDEO_KEYS = ("stride", "resize", "alpha", "contours", "smooth", "partial", "max_frames")
+#: PredictConfig keys that choose where units run, not what they give (left out of an archive job's digest)
+RUNNER_KEYS = ("runner", "address", "workers", "threads")
 
 
 def input_kind(path: str | Path) -> str:
@@ -225,6 +231,11 @@ def predict_model(
         if changed:
             raise ConfigError(f"{', '.join(changed)} apply to videos and streams only, not to a {kind} input")
         video = {}
+    spread = [k for k in RUNNER_KEYS[:3] if getattr(cfg, k) != PredictConfig.model_fields[k].default]
+    if spread:
+        raise ConfigError(
+            f"{', '.join(spread)} apply to archives (a folder of videos), not to a {kind} input"
+        )
     check_output(out, overwrite)
     predictor = Predictor.from_pretrained(
         model, cfg.engine, cfg.precision, cfg.threads, batch_size=cfg.batch_size, threshold=cfg.threshold

@@ -230,8 +230,10 @@ def voc_instance_map(
     """VOC-style mask mAP@``iou_threshold`` as TAPIS ``instance_segmentation_eval.py`` computes it.
 
     ``predictions``: ``{file_name: {"instances": [{"bbox", score_key: [per-class scores], "segment": RLE}]}}``.
-    Each instance is a detection of every class k with score ``score_dist[k-1]``; instances are matched per
-    image in decreasing order of their max score; frames without GT contribute false positives.
+    Each instance is replicated once per class k with score ``score_dist[k-1]``; per image and class the
+    replicas are matched greedily in decreasing order of that class score at mask IoU >= ``iou_threshold``
+    (a detection whose best GT is already taken is a false positive); VOC all-points AP per class; the mean
+    is over classes that have GT. Frames without GT contribute false positives.
     """
     from pycocotools import mask as mask_api
 
@@ -269,9 +271,16 @@ def voc_instance_map(
         )
         dist = np.array([list(x[score_key])[:n_cls] for x in inst], dtype=np.float64)
         for c in range(min(n_cls, num_class)):
+            # TAPIS: every instance is a detection of class c scored by its class-c probability; detections
+            # are matched greedily in decreasing order of that score (a stable sort keeps ties in order)
+            order = np.argsort(-dist[:, c], kind="stable")
             gsel = gt_labels == c
-            s = dist[:, c]
-            tp = _greedy_tp(iou_all[:, gsel], iou_threshold) if gsel.any() else np.zeros(len(inst), bool)
+            s = dist[order, c]
+            tp = (
+                _greedy_tp(iou_all[order][:, gsel], iou_threshold)
+                if gsel.any()
+                else np.zeros(len(inst), bool)
+            )
             scores[c].append(s)
             tps[c].append(tp)
     ap = np.full(num_class, np.nan)

@@ -170,11 +170,17 @@ def run_protocol(name: str, gt: str | Path, pred: str | Path, **overrides: Any) 
     params = protocol_params(name, overrides)
     if proto.files is not None:
         return proto.files(Path(gt), Path(pred), params)
+    pairs, classes = file_pairs(gt, pred, params)
+    return proto.score(pairs, classes, params)
+
+
+def file_pairs(gt: str | Path, pred: str | Path, params: dict[str, Any]) -> tuple[list[Pair], dict[int, str]]:
+    """The label-map pairs and class table a pixel protocol scores for files (``params`` typed)."""
     selected = bool(params.get("categories"))  # the caller named the GT categories a one-class model predicts
     pairs, info = load_pairs(gt, pred, params.get("score_thr", 0.5), other_categories=selected)
     if selected:
         pairs = _keep_gt_categories(pairs, Path(gt), _selectors(params["categories"]))
-    return proto.score(pairs, info["classes"], params)
+    return pairs, info["classes"]
 
 
 def score_pairs(
@@ -265,6 +271,11 @@ def _summary(items: list[dict], cols: list[str]) -> dict[str, Any]:
     categories=None,
 )
 def _binary(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
+    return binary_result(binary_rows(pairs, p), p).attach_examples(pairs)
+
+
+def binary_rows(pairs: list[Pair], p: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-image rows of the binary protocol (the part workers compute for their units)."""
     if p["convention"] not in ("deepmind", "monai"):
         raise ConfigError(f"convention={p['convention']!r}: choose deepmind or monai")
     if p["empty"] not in EMPTY_RULES:
@@ -287,6 +298,12 @@ def _binary(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> Ev
             row[hd] = monai_hausdorff(q, g, sp, p["percentile"])
             row["assd"] = monai_asd(q, g, sp, symmetric=True)
         rows.append(row)
+    return rows
+
+
+def binary_result(rows: list[dict[str, Any]], p: dict[str, Any]) -> EvalResult:
+    """The binary protocol's aggregates (nan-means over the rows, in their order) and conventions."""
+    hd = f"hd{p['percentile']:g}"
     overlap = ["dice", "iou", "precision", "recall"]
     metrics = _summary(rows, overlap)
     fg = "label > 0" + (f" of categories {', '.join(_selectors(p['categories']))}" if p["categories"] else "")
@@ -324,7 +341,7 @@ def _binary(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> Ev
         p,
         ["dice", "nsd", hd] if p["surface"] else ["dice"],
         {"dice": True, "iou": True, "nsd": True, hd: False, "assd": False, "precision": True, "recall": True},
-    ).attach_examples(pairs)
+    )
 
 
 # ------------------------------------------------------------------------------------- medsam-laptop
@@ -414,8 +431,21 @@ def _endovis(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> E
     score_thr=0.5,
 )
 def _semantic(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
+    acc, rows = semantic_rows(pairs, classes, p)
+    return semantic_result(acc, rows, classes, p).attach_examples(pairs)
+
+
+def semantic_classes(classes: dict[int, str], p: dict[str, Any]) -> int:
+    """Number of classes (background included) the semantic protocol scores."""
     labels = [c for c in classes if c != p["ignore_index"]]
-    n = p["num_classes"] or ((max(labels) if labels else 0) + 1)
+    return p["num_classes"] or ((max(labels) if labels else 0) + 1)
+
+
+def semantic_rows(
+    pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]
+) -> tuple[SemanticAccumulator, list[dict[str, Any]]]:
+    """Summed class areas and per-image rows of the semantic protocol (what workers compute per unit)."""
+    n = semantic_classes(classes, p)
     acc = SemanticAccumulator(n, p["ignore_index"])
     rows = []
     fg = slice(1, None) if n > 1 else slice(None)
@@ -424,6 +454,14 @@ def _semantic(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> 
         ious = per_class_iou(pr.pred, pr.gt, n, "nan", p["ignore_index"])
         dices = per_class_dice(pr.pred, pr.gt, n, "nan", p["ignore_index"])
         rows.append({"item": pr.key, "miou": _nanmean(list(ious[fg])), "mdice": _nanmean(list(dices[fg]))})
+    return acc, rows
+
+
+def semantic_result(
+    acc: SemanticAccumulator, rows: list[dict[str, Any]], classes: dict[int, str], p: dict[str, Any]
+) -> EvalResult:
+    """The semantic protocol's data-set metrics from summed areas, plus the means of the per-image rows."""
+    n = acc.num_classes
     r = acc.result()
     names = ["background"] + [classes.get(c, f"class {c}") for c in range(1, n)]
     metrics = {
@@ -449,7 +487,7 @@ def _semantic(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> 
         p,
         ["miou"],
         {"miou": True},
-    ).attach_examples(pairs)
+    )
 
 
 # --------------------------------------------------------------------------------------------- coco
@@ -546,6 +584,11 @@ def _tapis(gt: Path, pred: Path, p: dict[str, Any]) -> EvalResult:
     score_thr=0.5,
 )
 def _video(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> EvalResult:
+    return video_result(*video_rows(pairs, p), p)
+
+
+def video_rows(pairs: list[Pair], p: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float], list[float]]:
+    """Per-video rows and the per-object J / F means of every video (what workers compute per unit)."""
     videos: dict[str, list[Pair]] = {}
     for pr in pairs:
         videos.setdefault(pr.video or "video", []).append(pr)
@@ -576,6 +619,13 @@ def _video(pairs: list[Pair], classes: dict[int, str], p: dict[str, Any]) -> Eva
                 "F": jf["F_mean"],
             }
         )
+    return rows, jm, fm
+
+
+def video_result(
+    rows: list[dict[str, Any]], jm: list[float], fm: list[float], p: dict[str, Any]
+) -> EvalResult:
+    """The video protocol's aggregates: J and F nan-means over all objects of all videos, means of rows."""
     j, f = _nanmean(jm), _nanmean(fm)
     metrics = {"J&F": (j + f) / 2, "J": j, "F": f}
     metrics.update(_summary(rows, ["mean_frame_dice", "mean_frame_iou", "video_dice"]))

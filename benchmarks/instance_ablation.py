@@ -6,7 +6,8 @@ seeds): COCO segm AP, AP50, AP75 (faster-coco-eval) and TAPIS mAP@0.5 (VOC-style
 distributions). Budgets and steps done are recorded: variants that cost more per step get fewer steps.
 Results: ``benchmarks/results/instance_ablation.{json,md}`` with the CPU model and flags.
 Run: ``.venv/bin/python benchmarks/instance_ablation.py --train DATA --heldout DATA [--minutes 2.5]``
-(make the data with ``scopeseg synth OUT videos=8 frames=24 size=240x368 seed=1 polyp_prob=0`` and ``seed=2``).
+(make the data with ``scopeseg synth TRAIN videos=1200 frames=1 size=240x368 seed=11 polyp_prob=0`` and
+``scopeseg synth HELDOUT videos=16 frames=4 size=240x368 seed=2 polyp_prob=0``: many short videos generalise).
 """
 
 from __future__ import annotations

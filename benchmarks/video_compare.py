@@ -56,11 +56,45 @@ def make_synth(folder: Path, videos: int, frames: int, size: str) -> Path:
     return folder
 
 
+#: ``--encoder-cache FILE``: frozen-encoder embeddings keyed by the prepared pixels' SHA-1, shared by every path
+ENCODER_CACHE: dict | None = None
+
+
+class CachedEncoder:
+    """An engine whose ``encode`` looks the embedding up by the pixels first (accuracy runs only: the tracker and
+    the memory head share LiteMedSAM's frozen encoder, so each frame is encoded once; frames/s are then void)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __getattr__(self, k):
+        return getattr(self.engine, k)
+
+    def encode(self, pixels):
+        import hashlib
+
+        import torch
+
+        key = hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+        if key not in ENCODER_CACHE:
+            e = self.engine.encode(pixels)
+            e = e if isinstance(e, torch.Tensor) else torch.from_numpy(np.asarray(e))
+            ENCODER_CACHE[key] = e.float().contiguous()
+        return ENCODER_CACHE[key].clone()
+
+
 def load_propagator(spec: str, engine: str):
     from scopeseg.inference.video_objects import TrackConfig
     from scopeseg.inference.video_objects import load_propagator as load
 
-    return load(spec, TrackConfig(engine=engine))
+    prop = load(spec, TrackConfig(engine=engine))
+    if ENCODER_CACHE is not None:
+        st = prop.stepper
+        if hasattr(st, "encoder"):
+            st.encoder = CachedEncoder(st.encoder)
+        elif hasattr(st, "predictor"):
+            st.predictor.engine = CachedEncoder(st.predictor.engine)
+    return prop
 
 
 def synthetic_part(models: dict[str, str], data: Path, kinds: list[str], engine: str, max_frames: int | None):
@@ -83,13 +117,70 @@ def synthetic_part(models: dict[str, str], data: Path, kinds: list[str], engine:
                     "F": m["F"],
                     "mean_frame_dice": m.get("mean_mean_frame_dice"),
                     "mean_frame_iou": m.get("mean_mean_frame_iou"),
-                    "frames_per_second": res["frames_per_second"],
+                    "frames_per_second": None if ENCODER_CACHE is not None else res["frames_per_second"],
                     "seconds": round(time.time() - t0, 1),
                     "load_avg": os.getloadavg()[0],
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def unet_synthetic(unet: str, data: Path, engine: str, max_frames: int | None) -> dict:
+    """The semantic model per frame (no prompts, no memory), scored through the same ``video`` protocol.
+
+    A binary instrument model has no object identity: its mask and the ground truth are both taken as one object,
+    the union of the instruments, so its J&F is a union J&F (the "mean frame Dice" column, the union's Dice per
+    frame, is the one computed alike for every row).
+    """
+    from scopeseg.data.coco import load_dataset
+    from scopeseg.data.video import iter_videos, object_tracks
+    from scopeseg.inference.semantic import Predictor
+    from scopeseg.inference.video_objects import DatasetFrames, instrument_categories
+    from scopeseg.metrics.inputs import Pair
+    from scopeseg.metrics.protocols import score_pairs
+
+    pred = Predictor.from_pretrained(unet, engine=engine)
+    ds = load_dataset(data)
+    cats = instrument_categories(ds)
+    pairs, t0, n = [], time.time(), 0
+    for vid, ids in iter_videos(ds):
+        ids = ids[:max_frames] if max_frames else ids
+        tracks = object_tracks(ds, ids, cats)
+        name = str(ds.videos.get(vid, {}).get("name", vid))
+        frames = DatasetFrames(ds, vid)
+        frames.ids = ids
+        for t, iid in enumerate(ids):
+            gt = np.zeros(ds._image_hw(iid), np.int32)
+            for anns in tracks.values():
+                if iid in anns:
+                    gt[ds.mask(anns[iid])] = 1
+            lab = (pred.predict([frames[t]])[0] > 0).astype(np.int32)
+            pairs.append(Pair(f"{name}/{t}", gt, lab, video=name, frame=t))
+            n += 1
+    m = score_pairs("video", pairs).metrics
+    sec = time.time() - t0
+    return {"model": "unet per frame (union)", "source": unet, "prompt": "none", "J&F": m["J&F"], "J": m["J"],
+            "F": m["F"], "mean_frame_dice": m.get("mean_mean_frame_dice"), "mean_frame_iou": m.get("mean_mean_frame_iou"),
+            "frames_per_second": round(n / sec, 3), "seconds": round(sec, 1), "load_avg": os.getloadavg()[0]}  # fmt: skip
+
+
+def unet_real(unet: str, engine: str) -> dict:
+    """The semantic model per frame on the real clip: Dice per frame against the binary instrument mask."""
+    from scopeseg.inference.semantic import Predictor
+    from scopeseg.io import read_image
+    from scopeseg.metrics.overlap import dice
+
+    pred = Predictor.from_pretrained(unet, engine=engine)
+    images = sorted((REAL / "images").glob("*.png"))
+    t0 = time.time()
+    d = []
+    for p in images:
+        gt = read_image(REAL / "masks" / p.name, mode="unchanged") > 0
+        d.append(float(dice(pred.predict([read_image(p)])[0] > 0, gt, "one")))
+    return {"model": "unet per frame", "source": unet, "frames": len(d), "dice_per_frame": [round(v, 4) for v in d],
+            "mean_dice": float(np.mean(d)), "mean_dice_after_first": float(np.mean(d[1:])),
+            "seconds": round(time.time() - t0, 1)}  # fmt: skip
 
 
 def real_part(models: dict[str, str], engine: str):
@@ -223,13 +314,24 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--parts", default="synthetic,real", help="synthetic, real, speed, rss")
     ap.add_argument("--speed-frames", type=int, default=100)
+    ap.add_argument("--unet", default=None, help="a semantic checkpoint: adds the per-frame UNet rows")
     ap.add_argument("--name", default="video_compare")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--encoder-cache",
+        default=None,
+        help="safetensors file of frozen-encoder embeddings (read, extended, written): accuracy parts only",
+    )
     args = ap.parse_args()
+    global ENCODER_CACHE
+    if args.encoder_cache:
+        from safetensors.torch import load_file
+
+        ENCODER_CACHE = load_file(args.encoder_cache) if Path(args.encoder_cache).is_file() else {}
     if args.worker:
         print(json.dumps(speed_worker(args.worker, args.engine, args.speed_frames, 512)))
         return
-    models = dict(m.split("=", 1) for m in args.models.split(","))
+    models = dict(m.split("=", 1) for m in args.models.split(",")) if args.models else {}
     out_json = RESULTS / f"{args.name}.json"
     doc = json.loads(out_json.read_text()) if out_json.is_file() else {}
     doc.setdefault("runs", []).append({"cpu": cpu_line(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -237,6 +339,9 @@ def main() -> None:
     if "synthetic" in parts:
         data = make_synth(Path(args.synth), args.videos, args.frames, args.size)
         rows = synthetic_part(models, data, args.kinds.split(","), args.engine, args.max_frames)
+        if args.unet:
+            rows.append(unet_synthetic(args.unet, data, args.engine.split("+")[0], args.max_frames))
+            print(json.dumps(rows[-1]), flush=True)
         doc.setdefault("synthetic", {}).update({f"{r['model']}/{r['prompt']}": r for r in rows})
         doc["synthetic_data"] = {
             "videos": args.videos,
@@ -245,7 +350,11 @@ def main() -> None:
             "seed": HELD_OUT_SEED,
         }
     if "real" in parts and REAL.is_dir():
-        doc.setdefault("real", {}).update({r["model"]: r for r in real_part(models, args.engine)})
+        rows = real_part(models, args.engine)
+        if args.unet:
+            rows.append(unet_real(args.unet, args.engine.split("+")[0]))
+            print(json.dumps(rows[-1]), flush=True)
+        doc.setdefault("real", {}).update({r["model"]: r for r in rows})
     if "rss" in parts:
         doc["rss"] = rss_part()
     if "speed" in parts:
@@ -253,15 +362,34 @@ def main() -> None:
             for engine in args.engine.split("+"):
                 cmd = [sys.executable, __file__, "--worker", spec, "--engine", engine,
                        "--speed-frames", str(args.speed_frames)]  # fmt: skip
-                res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                res = subprocess.run(cmd, capture_output=True, text=True)
+                if res.returncode != 0:
+                    print(f"{label}/{engine}: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
                 row = json.loads(res.stdout.strip().splitlines()[-1])
                 row["load_avg"] = os.getloadavg()[0]
                 print(json.dumps(row), flush=True)
                 doc.setdefault("speed", {})[f"{label}/{engine}/{args.speed_frames}"] = row
+                save(doc, out_json)  # each row as it comes: a timeout keeps what ran
+    if ENCODER_CACHE:
+        from safetensors.torch import save_file
+
+        save_file(ENCODER_CACHE, args.encoder_cache)
+        doc["runs"][-1]["encoder_cache"] = (
+            "embeddings shared across paths: frames/s of this run's accuracy parts are void"
+        )
+    save(doc, out_json)
+    print(f"-> {out_json}")
+
+
+def save(doc: dict, out_json: Path) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(doc, indent=2))
-    write_markdown(doc, RESULTS / f"{args.name}.md")
-    print(f"-> {out_json}")
+    write_markdown(doc, out_json.with_suffix(".md"))
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def write_markdown(doc: dict, path: Path) -> None:
@@ -276,7 +404,7 @@ def write_markdown(doc: dict, path: Path) -> None:
         for r in doc["synthetic"].values():
             lines.append(
                 f"| {r['model']} | {r['prompt']} | {r['J&F']:.3f} | {r['J']:.3f} | {r['F']:.3f} | "
-                f"{r['mean_frame_dice']:.3f} | {r['frames_per_second']:.2f} | {r['load_avg']:.1f} |"
+                f"{r['mean_frame_dice']:.3f} | {_num(r['frames_per_second'])} | {r['load_avg']:.1f} |"
             )
     if doc.get("real"):
         lines += ["", "## CholecSeg8k clip (12 consecutive real frames, first-frame GT box, instrument mask)", "",

@@ -182,6 +182,13 @@ def _commands() -> list[Cmd]:
         Cmd("predict", "image", lambda p, o, e: ["predict", e.unet, p, o]),
         Cmd("segment-box", "image", lambda p, o, e: ["segment", e.sam, p, o, BOX]),
         Cmd("predict", "video", lambda p, o, e: ["predict", e.unet, p, o]),
+        # track: a corrupt video, and bad prompts (frame / box / point / object id) on a valid one
+        Cmd("track", "video", lambda p, o, e: ["track", e.sam, p, o, "prompt=f0:box:4,4,20,20"]),
+        Cmd(
+            "track",
+            "track_prompts",
+            lambda p, o, e: ["track", e.sam, e.root / "corpus" / "video" / "valid.mp4", o, f"prompts={p}"],
+        ),  # fmt: skip
         Cmd("medsam-infer", "npz", lambda p, o, e: ["medsam-infer", e.sam, p, o]),
         Cmd("segment-prompts", "prompts", lambda p, o, e: ["segment", e.sam, e.image_dir, o, f"prompts={p}"]),
         Cmd("convert-from-coco-video", "coco_video", lambda p, o, e: ["convert", p, o, "from=coco-video"]),

@@ -34,6 +34,7 @@ KINDS = (
     "checkpoint",
     "masks",
     "coco_video",
+    "track_prompts",
 )
 
 
@@ -381,6 +382,39 @@ def _video_cases(root: Path) -> list[Case]:
     return cases
 
 
+# ------------------------------------------------------------------------------------ track prompts JSON
+def _track_prompt_cases(root: Path) -> list[Case]:
+    """Prompts JSON files for ``track MODEL video/valid.mp4 OUT prompts=FILE`` (6 frames of 48x32)."""
+    base = root / "track_prompts"
+    base.mkdir(parents=True, exist_ok=True)
+    cases = []
+
+    def add(name: str, problem: str, data, valid: bool = False, raw: bytes | None = None):
+        p = base / f"{name}.json"
+        p.write_bytes(raw if raw is not None else json.dumps(data).encode())
+        cases.append(Case("track_prompts", name, p, valid, problem))
+
+    box = {"frame": 0, "object": 1, "box": [4, 4, 20, 20]}
+    add("valid", "none: a box on frame 0", {"objects": {"1": "tool"}, "prompts": [box]}, valid=True)
+    add("frame_out_of_range", "a prompt on frame 6 of a 6-frame video", {"prompts": [{**box, "frame": 6}]})
+    add("negative_frame", "a prompt on frame -1", {"prompts": [{**box, "frame": -1}]})
+    add("box_outside_frame", "a box beyond the 48x32 frame", {"prompts": [{**box, "box": [4, 4, 60, 20]}]})
+    add(
+        "point_outside_frame",
+        "a point beyond the frame",
+        {"prompts": [{"frame": 0, "object": 1, "points": [[99, 5, 1]]}]},
+    )
+    add(
+        "unknown_object",
+        "a prompt names object 2, objects lists only 1",
+        {"objects": {"1": "tool"}, "prompts": [box, {**box, "object": 2}]},
+    )
+    add("object_zero", "object id 0", {"prompts": [{**box, "object": 0}]})
+    add("no_prompts", "an empty prompt list", {"prompts": []})
+    add("malformed", "JSON is cut off", None, raw=b'{"prompts": [')
+    return cases
+
+
 # ------------------------------------------------------------------------------------------------- npz
 def _npz_cases(root: Path) -> list[Case]:
     cases = []
@@ -660,6 +694,7 @@ def build_corpus(root: str | Path) -> list[Case]:
         + _image_cases(root)
         + _prompt_cases(root)
         + _video_cases(root)
+        + _track_prompt_cases(root)
         + _npz_cases(root)
         + _checkpoint_cases(root)
         + _mask_cases(root)

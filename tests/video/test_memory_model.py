@@ -153,3 +153,79 @@ def test_sam2_loads_hf_format_weights_from_disk(tmp_path):
         create_model("sam2-video", hf_dir=str(tmp_path))
     with pytest.raises(ModelError, match="no SAM2 weights are bundled"):
         create_model("sam2-video", pretrained=True)
+
+
+def test_embedding_cache_is_computed_once_and_frozen_decoder_stays(tmp_path):
+    from safetensors.torch import load_file
+    from tests.conftest import make_disc_videos
+
+    from scopeseg.config import build_config
+    from scopeseg.inference.sources import load_torch_model
+    from scopeseg.models.video.memory import TINY_HEAD
+    from scopeseg.train.loop import train
+    from scopeseg.train.video import VideoTrainConfig
+
+    data = make_disc_videos(tmp_path / "discs", videos=3, frames=4, size=(48, 64))
+    args = {k: v for k, v in TINY_HEAD.items() if k != "pretrained"}
+    cache = tmp_path / "cache"
+    over = {"data": str(data), "out": str(tmp_path / "run"), "epochs": 1, "pretrained": False, "clip_length": 2,
+            "model_args": args, "embedding_cache": str(cache), "train_decoder": False, "flip": True}  # fmt: skip
+    train(build_config(VideoTrainConfig, preset="litemedsam-memory-video", overrides=over))
+    files = list(cache.glob("*.safetensors"))
+    assert len(files) == 1
+    stored = load_file(str(files[0]))
+    # 12 frames: train frames with and without flip, val frames unflipped
+    assert len(stored) > 12 and {k.split(":")[1] for k in stored} == {"0", "1"}
+    assert all(
+        v.dtype == torch.float16 and v.shape[0] == TINY_HEAD["base_args"]["prompt_dim"]
+        for v in stored.values()
+    )
+    stamp = files[0].stat().st_mtime_ns
+    model = load_torch_model(tmp_path / "run" / "best")
+    torch.manual_seed(0)
+    from scopeseg.models import create_model
+
+    init = create_model("litemedsam-memory", **TINY_HEAD)
+    for (name, a), b in zip(model.sam.state_dict().items(), init.sam.state_dict().values()):
+        assert torch.equal(a, b), name  # base SAM (encoder and decoder) untouched with train_decoder=False
+    head_changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(model.layers.state_dict().values(), init.layers.state_dict().values())
+    )
+    assert head_changed
+    train(build_config(VideoTrainConfig, preset="litemedsam-memory-video",
+                       overrides={**over, "out": str(tmp_path / "run2")}))  # fmt: skip
+    assert files[0].stat().st_mtime_ns == stamp  # reused, not recomputed
+
+
+@pytest.mark.slow
+def test_clip_training_ddp_two_cpu_processes(tmp_path):
+    """Clip training of the memory head under DDP: two CPU processes (gloo) launched by the CLI, as a user runs it
+    (Lightning relaunches the command for rank 1, so it must be a real subprocess)."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from tests.conftest import make_disc_videos
+
+    from scopeseg.models.checkpoints import load_model
+    from scopeseg.models.video.memory import TINY_HEAD
+
+    data = make_disc_videos(tmp_path / "discs", videos=4, frames=4, size=(48, 64))
+    args = [f"model_args.{k}={v}" for k, v in TINY_HEAD.items() if k not in ("pretrained", "base_args")]
+    args += [f"model_args.base_args.{k}={v}" for k, v in TINY_HEAD["base_args"].items()]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "scopeseg.cli", "-q", "train", "preset=litemedsam-memory-video", f"data={data}",
+           f"out={tmp_path / 'ddp'}", "pretrained=false", "epochs=2", "clip_length=2", "limit_train_batches=null",
+           "accelerator=cpu", "devices=2", "strategy=ddp", *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "ddp"
+    rows = list(csv.DictReader((run / "logs" / "csv" / "metrics.csv").open()))
+    losses = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
+    assert len(losses) == 2 and all(np.isfinite(losses)), losses  # both epochs ran (rank 0 logs)
+    hp = (run / "logs" / "csv" / "hparams.yaml").read_text()
+    assert "devices: 2" in hp and "strategy: ddp" in hp
+    assert type(load_model(run / "best")).__name__ == "MemorySAM"

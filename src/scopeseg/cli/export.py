@@ -35,8 +35,8 @@ from . import arg, command
 )
 @command(
     "export",
-    help="export a model (every semantic and promptable model) to ONNX, OpenVINO or TorchScript with a check "
-    "against torch",
+    help="export a model (every semantic, promptable and instance model) to ONNX, OpenVINO or TorchScript with "
+    "a check against torch",
 )
 def _export(args) -> int:
     from ..inference.calibration import default_calibration_images

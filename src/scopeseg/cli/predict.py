@@ -1,4 +1,4 @@
-"""``scopeseg predict MODEL INPUT OUT key=value...``: semantic prediction on images, folders, data sets, videos."""
+"""``scopeseg predict MODEL INPUT OUT key=value...``: semantic or instance prediction on images, folders, data sets, videos."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from . import arg, build_config_of, command, config_keys
 @command(
     "predict",
     help="predict masks for an image, folder, COCO data set or video (predicted data set, COCO results, views)",
-    keys=config_keys("scopeseg.inference.semantic_files", "PredictConfig"),
+    keys=lambda: _keys(),
     data=True,
 )
 def _predict(args) -> int:
@@ -37,6 +37,13 @@ def _predict(args) -> int:
     for k, v in summary.items():
         print(f"{k}: {v}")
     return code
+
+
+def _keys() -> str:
+    """Both key lists: semantic checkpoints (PredictConfig) and instance checkpoints (InstancePredictConfig)."""
+    semantic = config_keys("scopeseg.inference.semantic_files", "PredictConfig")()
+    instance = config_keys("scopeseg.inference.instance", "InstancePredictConfig")()
+    return f"{semantic}\n\ninstance checkpoints (Mask2Former, family instance) use instead:\n{instance}"
 
 
 def _family(model: str) -> str | None:

@@ -9,7 +9,11 @@ from . import arg, build_config_of, command, config_keys
     "model",
     help="litemedsam / mobilesam (box tracker), or a video-family checkpoint folder (memory head, SAM2)",
 )
-@arg("video", help="a video file (mp4, avi, ...)")
+@arg(
+    "video",
+    help="a video file (mp4, avi, ...), or an archive: a folder of videos (one unit per video, runner=local|ray, "
+    "resumable; prompts from <video>.prompts.json beside each video, else prompt= / prompts=)",
+)
 @arg("out", help="output folder: predicted/ (COCO-video, RLE), results.json, <video>_overlay.mp4")
 @arg("--overwrite", action="store_true", help="replace an existing OUT (only once tracking succeeded)")
 @command(
@@ -26,6 +30,13 @@ def _track(args) -> int:
     cfg = build_config_of(TrackConfig, rest, "track")
     if specs:
         cfg = cfg.model_copy(update={"prompt": specs})
+    from ..archive.track import is_archive, track_archive
+
+    if is_archive(args.video):
+        report = track_archive(args.model, args.video, args.out, cfg, args.overwrite)
+        for k, v in report.summary().items():
+            print(f"{k}: {v}")
+        return report.exit_code
     res = track(args.model, args.video, args.out, cfg, args.overwrite)
     print(
         f"{res['objects']} objects over {res['frames']} frames ({res['direction']}, {res['model']}, "

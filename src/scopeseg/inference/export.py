@@ -37,6 +37,12 @@ from .export_quality import reduced_precision_dice
 from .runners import Graph, as_numpy, open_graph
 from .sources import check_kind, load_torch_model, model_kind
 
+
+def export_kind(net: nn.Module) -> str:
+    """``instance`` for the instance family (Mask2Former: 4 outputs at a fixed size), else ``model_kind``."""
+    return "instance" if getattr(net, "family", None) == "instance" else model_kind(net)
+
+
 log = logging.getLogger(__name__)
 
 EXPORT_FILE = "export.json"
@@ -128,7 +134,7 @@ def _write(
     quality: bool = True,
 ) -> ExportResult:
     """The export itself; ``quality=False`` (automatic cache exports) skips the reduced-precision Dice."""
-    kind = model_kind(net)
+    kind = export_kind(net)
     exporter = EXPORTERS.get(_exportable(net, format))
     config = dict(net.config)
     with atomic_dir(out) as tmp, _eval_mode(net), warnings.catch_warnings(), torch.no_grad():
@@ -154,16 +160,23 @@ def _write(
             "preprocessing": preprocessing(net),
             **extra,
         }
-        meta["quality"] = (
-            reduced_precision_dice(net, kind, format, tmp, meta, sample_images) if quality else {}
-        )
+        if kind == "instance":  # fp32 files only; OpenVINO's bf16 compile hint is not measured for them
+            meta["quality"] = (
+                {"bf16": {"skipped": "instance exports are checked in fp32 only"}}
+                if format == "openvino"
+                else {}
+            )
+        else:
+            meta["quality"] = (
+                reduced_precision_dice(net, kind, format, tmp, meta, sample_images) if quality else {}
+            )
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=2, default=str))
     return ExportResult(Path(out), kind, files, check, meta["quality"])
 
 
 def _exportable(net: nn.Module, format: str) -> str:
     """The ``FORMAT/KIND`` exporter key of ``net``; a one-line error when the model or format cannot be exported."""
-    kind = model_kind(net)
+    kind = export_kind(net)
     if not net.exportable:
         raise ModelError(
             f"{net.config.get('name') or type(net).__name__} cannot be exported; use engine torch"
@@ -210,6 +223,24 @@ def _compare(check: dict[str, Any], where: str, ref: Any, got: Any) -> None:
 def preprocessing(net: nn.Module) -> dict[str, Any]:
     """What a deployment does around the graph, for ``export.json`` (no Python config needed to run it)."""
     config = net.config
+    if export_kind(net) == "instance":
+        size = config.get("input_size") or [160, 256]
+        return {
+            "recipe": "instance",
+            "input": "RGB uint8 HxWx3 -> float32 NCHW, x / 255 (the graph normalises inside)",
+            "mean": [0.0, 0.0, 0.0],
+            "std": [255.0, 255.0, 255.0],
+            "input_size": list(size),
+            "resize": "cv2 INTER_AREA to input_size (HxW); the graph runs at that size only (dynamic batch)",
+            "output": "logits (B, Q, K+1; last = no object), masks (B, Q, ceil(H/4), ceil(W/4)) logits, quality "
+            "(B, Q) logits, boxes (B, Q, 4) cx, cy, w, h in [0, 1]; instances: top-k (query, class) by "
+            "softmax score (x sigmoid(quality) with a quality head), masks upsampled x4 then to the image, "
+            "sigmoid > 0.5",
+            "classes": list(config.get("classes") or []),
+            "topk": int(config.get("topk", 20)),
+            "quality_head": bool(config.get("quality_head")),
+            "box_head": bool(config.get("box_head")),
+        }
     if model_kind(net) == "dense":
         classes = list(config.get("classes") or ["foreground"])
         size = config.get("input_size")
@@ -341,6 +372,52 @@ def _dense_exporter(format: str):
 
 for _format in SUFFIXES:
     register_exporter(_format, "dense")(_dense_exporter(_format))
+
+
+def _instance_exporter(format: str):
+    def exporter(
+        model: nn.Module, folder: Path, opset: int, calibration_images: Iterable[np.ndarray] | None
+    ) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        from ..models.instance.mask2former import OUTPUT_NAMES
+
+        if calibration_images is not None:
+            raise ConfigError(f"instance {format} exports are fp32 only (no int8 calibration)")
+        h, w = (int(s) for s in model.config.get("input_size") or (160, 256))
+        path = _save_graph(
+            format,
+            model,
+            (_dense_batch([synthetic_frame(h, w, seed=0)]),),
+            folder / DENSE_FILE,
+            opset,
+            input_names=["pixels"],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={n: {0: "batch"} for n in ("pixels", *OUTPUT_NAMES)},
+        )
+        graph = open_graph(format, path, threads=1)
+        check: dict[str, Any] = {"inputs": []}
+        for name, seeds in (("batch1", (1,)), ("batch2", (2, 3))):
+            batch = _dense_batch([synthetic_frame(h, w, seed=s) for s in seeds])
+            check["inputs"].append(list(batch.shape))
+            ref, got = model(batch), graph({"pixels": batch.numpy()})
+            for out_name, r, g in zip(OUTPUT_NAMES, ref, got):
+                _compare(check, f"{name}/{out_name}", r, g)
+        q, k = model.num_queries, len(model.classes)
+        mh, mw = (h + 3) // 4, (w + 3) // 4
+        signature = {
+            "pixels": ["batch", 3, h, w],
+            "logits": ["batch", q, k + 1],
+            "masks": ["batch", q, mh, mw],
+            "quality": ["batch", q],
+            "boxes": ["batch", q, 4],
+        }
+        return {"fp32": path.name}, check, {"signature": signature}
+
+    exporter.__doc__ = f"Instance ``{format}`` export: one graph at the model's input size, dynamic batch, all four outputs checked."
+    return exporter
+
+
+for _format in SUFFIXES:
+    register_exporter(_format, "instance")(_instance_exporter(_format))
 
 
 class _Encoder(nn.Module):

@@ -22,6 +22,7 @@ from ..config import BaseConfig
 from ..data.coco import CocoDataset
 from ..errors import ConfigError, DataError, ModelError
 from ..io import check_output, is_image, read_image, write_json
+from ..models.instance.mask2former import OUTPUT_NAMES
 from ..models.instance.postprocess import Instance, instances_from_outputs
 from ..progress import track
 from .predictions import PredictionWriter, batched, model_categories
@@ -151,9 +152,6 @@ class InstancePredictor:
                     )
                 )
         return out
-
-
-OUTPUT_NAMES = ("logits", "masks", "quality", "boxes")
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:

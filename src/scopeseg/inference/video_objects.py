@@ -273,6 +273,10 @@ class TrackConfig(PromptEngineConfig):
     overlays: bool = True  # write OUT/<video>_overlay.mp4
     images: bool = False  # store the frames as JPEGs in OUT/predicted (large); False: annotations only
     alpha: float = Field(0.5, ge=0, le=1)
+    # archives (VIDEO = a folder of videos, one unit per video: scopeseg.archive.track)
+    runner: Literal["local", "ray"] = "local"  # ray: units on Ray workers (pip install 'scopeseg[ray]')
+    address: str | None = None  # runner=ray: auto | HOST:PORT of a running cluster (None: a local one)
+    workers: int | None = Field(None, ge=1)  # runner=ray: workers, each with one model of `threads` threads
 
 
 def object_names(prompts: Prompts, names: dict[int, str]) -> dict[int, str]:
@@ -378,11 +382,14 @@ def track(
     if cfg.max_frames:
         n = min(n, cfg.max_frames)
     size = (int(info["height"]), int(info["width"]))
-    check_prompts(prompts, n, size, names or None)
+    try:
+        check_prompts(prompts, n, size, names or None)
+    except DataError as e:  # name the input: the prompts file when there is one, else the video
+        raise DataError(str(e), None if e.path else (cfg.prompts or video)) from None
     check_output(out, overwrite)
     direction = resolve_direction(cfg.direction, prompts)
     objects = object_names(prompts, names)
-    propagator = load_propagator(model, cfg)
+    propagator = model if isinstance(model, Propagator) else load_propagator(model, cfg)
     frames = VideoFrames(video, cfg.window, {**info, "frames": n})
     name = source_name(video)
     cats = {o: i + 1 for i, o in enumerate(objects)}

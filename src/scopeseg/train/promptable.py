@@ -11,6 +11,7 @@ checkpoints and DDP as semantic training (``runner.build_trainer``).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -44,12 +45,46 @@ class PromptableTrainConfig(TrainerOptions):
     freeze_encoder: bool = False
     freeze_bn: bool = Field(True, description="keep BatchNorm statistics fixed (small CPU batches)")
     box_jitter: float = Field(0.1, ge=0, le=0.5, description="max box side shift as a fraction of the side")
+    box_shift: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="MedSAM box perturbation: each side moved outward by U(0, box_shift) model-input pixels "
+        "(LiteMedSAM's bbox_shift 5 at 256 = MedSAM's 20 at 1024)",
+    )
     loss: str = Field(
         "dice:1,bce:1,iou_mse:1",
         description="weighted losses by name (losses.py); iou_mse trains the IoU head",
     )
     flip: bool = True
     min_area: int = Field(16, ge=1, description="skip objects smaller than this many pixels")
+
+
+def jitter_box(
+    box: np.ndarray,
+    image_hw: tuple[int, ...],
+    rng: np.random.Generator,
+    frac: float = 0.0,
+    shift: float = 0.0,
+) -> np.ndarray:
+    """A training box perturbed as in MedSAM, kept inside the image and at least 1 px wide and high.
+
+    ``shift``: each side moves outward by U(0, shift) pixels (MedSAM's ``bbox_shift``); ``frac``: each side
+    moves by U(-frac, frac) x the box side. ``box`` is xyxy in the pixels of an ``image_hw`` image.
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    box = np.asarray(box, np.float64).copy()
+    if frac > 0:
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        box = box + rng.uniform(-frac, frac, 4) * np.array([bw, bh, bw, bh])
+    if shift > 0:
+        box = box + rng.uniform(0, shift, 4) * np.array([-1.0, -1.0, 1.0, 1.0])
+    box = np.clip(box, 0, [w, h, w, h])
+    box[2] = max(box[2], min(box[0] + 1, w))  # a degenerate box would carry no prompt
+    box[0] = min(box[0], box[2] - 1)
+    box[3] = max(box[3], min(box[1] + 1, h))
+    box[1] = min(box[1], box[3] - 1)
+    return box
 
 
 class PromptSampleDataset(Dataset):
@@ -66,9 +101,10 @@ class PromptSampleDataset(Dataset):
         flip: bool,
         min_area: int,
         seed: int,
+        shift: float = 0.0,
     ):
         self.ds, self.recipe, self.size, self.low_res = ds, get_recipe(recipe_name), img_size, low_res
-        self.jitter, self.flip, self.seed = jitter, flip, seed
+        self.jitter, self.shift, self.flip, self.seed = jitter, shift, flip, seed
         ids = set(image_ids)
         self.items = [
             (a["image_id"], a["id"])
@@ -92,10 +128,8 @@ class PromptSampleDataset(Dataset):
         prep = self.recipe.prepare(image, self.size)
         ys, xs = np.nonzero(mask)
         box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
-        if self.jitter > 0:
-            w, h = box[2] - box[0], box[3] - box[1]
-            box = box + rng.uniform(-self.jitter, self.jitter, 4) * np.array([w, h, w, h])
-            box = np.clip(box, 0, [mask.shape[1], mask.shape[0]] * 2)
+        shift = self.shift * max(mask.shape) / self.size  # input pixels -> original pixels
+        box = jitter_box(box, mask.shape, rng, self.jitter, shift)
         corners = self.recipe.scale_boxes(box[None], prep.original_size, self.size).reshape(2, 2)
         small = self.recipe.resize(mask * 255, self.size)  # mask in the padded input frame, then low-res
         gt = np.zeros((self.size, self.size), np.float32)
@@ -227,7 +261,7 @@ class PromptDataModule(TrainValDataModule):
             train_ids, val_ids = train_val_ids(ds, cfg.val_fraction, cfg.seed)
         args = (model.preprocess, int(model.img_size), int(model.low_res_size))
         self.train_set = PromptSampleDataset(
-            ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed
+            ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed, cfg.box_shift
         )
         self.val_set = PromptSampleDataset(val_ds, val_ids, *args, 0.0, False, cfg.min_area, cfg.seed)
         self.val_set.split_bit = 1
@@ -267,3 +301,130 @@ def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
     }
     write_json(run_dir / "result.json", result, indent=2)
     return result
+
+
+# ------------------------------------------------------------------ training on cached image embeddings
+# With the image encoder frozen its output is a constant per input image: encode each image (and each
+# flipped copy) once, then train the prompt encoder + mask decoder on the cached embeddings alone.
+
+
+@dataclass
+class PromptObject:
+    """One box-prompted object on a cached embedding: the tight box (original pixels) and its low-res mask."""
+
+    key: str
+    box: np.ndarray
+    image_size: tuple[int, int]
+    target: torch.Tensor  # (1, L, L) float 0/1 in the padded model-input frame
+    group: str = ""
+
+
+def prompt_objects(
+    model: torch.nn.Module,
+    labels: np.ndarray,
+    key: str,
+    group: str = "",
+    min_area: int = 16,
+) -> list[PromptObject]:
+    """The objects 1..K of the label map ``labels`` (HxW ints) as training samples on embedding ``key``."""
+    recipe, size, low = get_recipe(model.preprocess), int(model.img_size), int(model.low_res_size)
+    out = []
+    for k in range(1, int(labels.max()) + 1):
+        mask = (labels == k).astype(np.uint8)
+        if int(mask.sum()) < min_area:
+            continue
+        ys, xs = np.nonzero(mask)
+        small = recipe.resize(mask * 255, size)
+        gt = np.zeros((size, size), np.float32)
+        gt[: small.shape[0], : small.shape[1]] = small > 127
+        t = torch.from_numpy(gt)[None, None]
+        if low != size:
+            t = F.interpolate(t, (low, low), mode="area")
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+        out.append(PromptObject(key, box, labels.shape[:2], (t[0] > 0.5).float(), group))
+    return out
+
+
+@torch.no_grad()
+def encode_image(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
+    """The frozen encoder's embedding ``(C, g, g)`` of one HxWx3 image through the model's own recipe."""
+    prep = get_recipe(model.preprocess).prepare(as_rgb_uint8(image), int(model.img_size))
+    return model.encode(torch.from_numpy(prep.pixels))[0]
+
+
+def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    frozen = {id(p) for p in gradient_free_parameters(model)}
+    return [
+        p for n, p in model.named_parameters() if not n.startswith("image_encoder.") and id(p) not in frozen
+    ]
+
+
+def fit_on_embeddings(
+    model: torch.nn.Module,
+    embeddings: dict[str, torch.Tensor],
+    objects: list[PromptObject],
+    cfg: PromptableTrainConfig,
+    steps: int,
+    balance: bool = True,
+    max_minutes: float | None = None,
+) -> list[float]:
+    """Train the prompt encoder + mask decoder of ``model`` on cached embeddings; returns the loss per step.
+
+    Each step draws ``cfg.batch_size`` objects (``balance``: a group uniformly, then an object of it, so a
+    source with many objects does not dominate), jitters their boxes (``box_jitter``, ``box_shift``) and
+    applies ``cfg.loss`` to the single-mask output (AdamW, ``cfg.lr`` with ``cfg.schedule``).
+    """
+    import time
+
+    from .loop import lr_factor
+
+    if not objects:
+        raise DataError("no objects to train on")
+    missing = sorted({o.key for o in objects} - set(embeddings))
+    if missing:
+        raise DataError(f"no cached embedding for {missing[0]!r} ({len(missing)} missing)")
+    model.image_encoder.requires_grad_(False)
+    params = _trainable(model)
+    for p in gradient_free_parameters(model):
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = None
+    if cfg.schedule != "none":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, steps, cfg.warmup_steps))
+    loss_fn = build_loss(cfg.loss, binary=True, inputs=("pred_iou",))
+    recipe, size = get_recipe(model.preprocess), int(model.img_size)
+    groups: dict[str, list[int]] = {}
+    for i, o in enumerate(objects):
+        groups.setdefault(o.group if balance else "", []).append(i)
+    names = sorted(groups)
+    rng = np.random.default_rng(cfg.seed)
+    labels = torch.tensor([2.0, 3.0]).expand(cfg.batch_size, 2)
+    model.mask_decoder.train()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(steps):
+        picks = [int(rng.choice(groups[names[rng.integers(len(names))]])) for _ in range(cfg.batch_size)]
+        batch = [objects[i] for i in picks]
+        corners = []
+        for o in batch:
+            shift = cfg.box_shift * max(o.image_size) / size
+            box = jitter_box(o.box, o.image_size, rng, cfg.box_jitter, shift)
+            corners.append(recipe.scale_boxes(box[None], o.image_size, size).reshape(2, 2))
+        emb = torch.stack([embeddings[o.key] for o in batch]).float()
+        coords = torch.from_numpy(np.stack(corners).astype(np.float32))
+        low, iou = model.decode(emb, coords, labels[: len(batch)])
+        target = torch.stack([o.target[0] for o in batch])
+        loss = loss_fn(low[:, :1], target, pred_iou=iou[:, 0])
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {float(loss.detach())} at step {step} (lower lr=)")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        losses.append(float(loss.detach()))
+        if max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes:
+            log.info("fit_on_embeddings: stopped after %d steps (max_minutes=%s)", step + 1, max_minutes)
+            break
+    model.eval()
+    return losses

@@ -46,7 +46,8 @@ class SemanticTrainConfig(TrainerOptions):
     mode: Literal["binary", "multiclass"] = "binary"
     categories: list[str] | None = None
     train_size: tuple[int, int] | None = (256, 384)
-    augment: Literal["none", "light", "default"] = "default"
+    augment: Literal["none", "light", "default", "real"] = "default"
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning; same model and classes)
     loss: str = "dice:1,bce:1"
     threshold: float = Field(0.5, gt=0, lt=1)
     cache_images: bool = True
@@ -194,6 +195,24 @@ class SemanticModule(L.LightningModule):
         )
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Copy a checkpoint's weights into ``model`` (fine-tuning): same architecture and number of classes.
+
+    Class names may differ (a synthetic ``instrument`` model fine-tuned on a real ``tool`` mask set).
+    """
+    from ..models.checkpoints import load_model
+
+    src = load_model(path)
+    name, n_src = src.config.get("name"), len(src.config.get("classes") or [])
+    if name != model.config.get("name") or n_src != len(model.config.get("classes") or []):
+        raise DataError(
+            f"init checkpoint is {name} with {n_src} classes; this run trains "
+            f"{model.config.get('name')} with {len(model.config.get('classes') or [])}",
+            path,
+        )
+    model.load_state_dict(src.state_dict())
+
+
 @register_task("semantic", config=SemanticTrainConfig)
 def train_semantic(cfg: SemanticTrainConfig) -> dict[str, Any]:
     """Train a semantic UNet; returns ``{"run_dir", "best", "metrics"}`` (metrics on rank 0 only).
@@ -207,6 +226,8 @@ def train_semantic(cfg: SemanticTrainConfig) -> dict[str, Any]:
     plan = plan_run(cfg, "semantic")
     dm = SemanticDataModule(cfg)
     model = create_task_model(cfg.model, "semantic", classes=dm.classes, pretrained=cfg.pretrained)
+    if cfg.init:
+        init_from_checkpoint(model, cfg.init)
     model.config.update(
         {
             "mode": cfg.mode,

@@ -12,8 +12,11 @@ reversal). The frozen encoder's embeddings are cached per (frame, flip) as float
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import time
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -32,6 +35,7 @@ from ..models.sam.recipes import as_rgb_uint8
 from ..models.video.memory import MemorySAM, ObjectMemory, box_from_logits, grow_corners
 from ..models.video.sam2 import Sam2Video, video_recipe
 from .loop import TrainerOptions, configure_adamw, create_task_model, register_task
+from .promptable import gradient_free_parameters
 from .semantic import TrainValDataModule
 from .validation import RankMean, score_label_maps
 
@@ -61,6 +65,12 @@ class VideoTrainConfig(TrainerOptions):
     reverse: bool = Field(True, description="play half the clips backwards (time reversal)")
     margin: float = Field(0.1, ge=0, description="box margin around the previous mask (as at inference)")
     cache_embeddings: bool = True
+    embedding_cache: str | None = Field(
+        None,
+        description="folder: the frozen encoder's embeddings of every train/val frame are computed once before "
+        "training (float16 safetensors, keyed by data, model and size) and reused by later runs",
+    )
+    train_decoder: bool = Field(True, description="memory head: also fine-tune the base SAM's mask decoder")
     batch_size: int = 2
     lr: float = 1e-4
     epochs: int = 20
@@ -91,6 +101,7 @@ class ClipDataset(Dataset):
             if object_tracks(ds, [i for i, v in zip(ids, valid) if v], self.cats):
                 self.clips.append((ids, valid))
         self.epoch = 0
+        self.key_offset = 0  # added to image ids in cache keys (a separate val data set: 10**9)
         self.cached: set[tuple[int, bool]] = set()  # (image id, flipped) whose embedding the module holds
 
     def __len__(self) -> int:
@@ -131,7 +142,7 @@ class ClipDataset(Dataset):
         kind = self.cfg.prompt_types[int(rng.integers(len(self.cfg.prompt_types)))] if self.train else "box"
         pixels, keys, preps = [], [], []
         for iid in ids:
-            key = (int(iid), flip)
+            key = (int(iid) + self.key_offset, flip)
             img, prep = self._frame(iid, flip)
             preps.append((img.shape[:2], prep.input_size))
             pixels.append(None if key in self.cached else torch.from_numpy(prep.pixels[0]))
@@ -236,11 +247,17 @@ class VideoModule(L.LightningModule):
         self._emb: dict[tuple[int, bool], torch.Tensor] = {}
         if self.memory_head:
             self.model.sam.image_encoder.requires_grad_(False)
+            if not cfg.train_decoder:
+                self.model.sam.requires_grad_(False)
+            for p in gradient_free_parameters(self.model.sam):  # DDP: no unused parameters to hunt
+                p.requires_grad_(False)
         self.save_hyperparameters({"config": cfg.model_dump(mode="json"), "model_config": dict(model.config)})
 
     def on_train_epoch_start(self) -> None:
         if self.memory_head:
             self.model.sam.image_encoder.eval()
+            if not self.cfg.train_decoder:
+                self.model.sam.eval()
         ds = getattr(self.trainer.train_dataloader, "dataset", None)
         if isinstance(ds, ClipDataset):
             ds.epoch = self.current_epoch
@@ -423,6 +440,8 @@ class ClipDataModule(TrainValDataModule):
         args = (model.preprocess, int(model.img_size), int(model.low_res_size))
         self.train_set = ClipDataset(ds, train_v, cfg, *args, train=True)
         self.val_set = ClipDataset(val_ds, val_v, cfg, *args, train=False)
+        if val_ds is not ds:
+            self.val_set.key_offset = 10**9
         if not len(self.train_set) or not len(self.val_set):
             raise DataError(
                 f"need clips with objects in both splits (train {len(self.train_set)}, val {len(self.val_set)})",
@@ -440,6 +459,61 @@ class ClipDataModule(TrainValDataModule):
         )
 
 
+def _cache_file(cfg: VideoTrainConfig, model: MemorySAM) -> Path:
+    """``EMBEDDING_CACHE/<digest>.safetensors``: one file per (data, val data, model, base weights, frame size)."""
+    parts = []
+    for d in (cfg.data, cfg.val_data):
+        if d:
+            ann = Path(d) / "annotations.json" if Path(d).is_dir() else Path(d)
+            st = ann.stat() if ann.is_file() else None
+            parts.append(f"{ann.resolve()}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}")
+    enc = model.sam.image_encoder.state_dict()
+    probe = sum(float(v.float().sum()) for v in list(enc.values())[:8])
+    parts += [cfg.model, str(cfg.pretrained), str(cfg.size), str(model.img_size), f"{probe:.6e}"]
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+    return Path(cfg.embedding_cache) / f"{digest}.safetensors"
+
+
+def precompute_embeddings(
+    cfg: VideoTrainConfig, model: MemorySAM, dm: ClipDataModule
+) -> dict[tuple[int, bool], torch.Tensor]:
+    """The frozen encoder's float16 embedding of every (frame, flip) the clips can ask for, from the cache file
+    when it exists (else computed once and written atomically). Why: the encoder is the cost of clip training;
+    with the embeddings at hand, the training time goes to optimiser steps."""
+    from safetensors.torch import load_file, save_file
+
+    from ..io import atomic_path
+
+    path = _cache_file(cfg, model)
+    flips = (False, True) if cfg.flip else (False,)
+    need: dict[tuple[int, bool], ClipDataset] = {}
+    for ds in (dm.train_set, dm.val_set):
+        for ids, _ in ds.clips:
+            for iid in ids:
+                for f in flips if ds.train else (False,):
+                    need.setdefault((int(iid) + ds.key_offset, f), ds)
+    if path.is_file():
+        stored = load_file(str(path))
+        out = {(int(k.split(":")[0]), k.endswith(":1")): v for k, v in stored.items()}
+        if all(k in out for k in need):
+            log.info("embeddings of %d frames from %s", len(need), path)
+            return out
+    t0 = time.time()
+    out = {}
+    was = model.sam.image_encoder.training
+    model.sam.image_encoder.eval()
+    with torch.no_grad():
+        for (iid, f), ds in need.items():
+            _, prep = ds._frame(iid - ds.key_offset, f)
+            out[iid, f] = model.encode(torch.from_numpy(prep.pixels))[0].half().contiguous()
+    model.sam.image_encoder.train(was)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({f"{k[0]}:{int(k[1])}": v for k, v in out.items()}, str(tmp))
+    log.warning("computed the embeddings of %d frames in %.0f s -> %s", len(out), time.time() - t0, path)
+    return out
+
+
 @register_task("video", config=VideoTrainConfig)
 def train_video(cfg: VideoTrainConfig) -> dict[str, Any]:
     """Train on clips; returns ``{"run_dir", "best", "train_seconds", "val"}`` (best = safetensors checkpoint)."""
@@ -450,6 +524,10 @@ def train_video(cfg: VideoTrainConfig) -> dict[str, Any]:
     model = create_task_model(cfg.model, "video", pretrained=cfg.pretrained, **cfg.model_args)
     dm = ClipDataModule(cfg, model)
     module = VideoModule(model, cfg)
+    if cfg.embedding_cache and isinstance(model, MemorySAM):
+        module._emb = precompute_embeddings(cfg, model, dm)
+        for ds in (dm.train_set, dm.val_set):
+            ds.cached.update(module._emb)
     run = start_run(plan, module)
     card = f"{cfg.model} trained on clips by scopeseg (base image weights Apache-2.0 where pretrained)."
     released = fit_and_release(

@@ -24,6 +24,10 @@ class SynthConfig(BaseConfig):
     fps: float = Field(25.0, gt=0)
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = Field(92, ge=1, le=100)
+    # sim-to-real domain randomisation (``realism``); 0 turns an option off and keeps the outputs unchanged
+    tissue_palette: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with a random tissue palette
+    tissue_texture: float = Field(0.0, ge=0.0, le=1.0)  # amplitude of fine multiplicative tissue texture
+    tool_look: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker, tissue-tinted tools
     splits: Fractions | None = None  # train=0.75,val=0.25 or {train: 0.75, val: 0.25}
 
     @field_validator("size", mode="before")

@@ -15,6 +15,7 @@ from .config import SynthConfig
 from .instruments import Instrument
 from .noise import Array, random_signal
 from .optics import FieldOfView, Smoke
+from .realism import ToolLook, fine_texture, tissue_palette
 from .tissue import Tissue
 
 
@@ -34,6 +35,15 @@ class Scene:
         polyp_rng = np.random.default_rng(r_polyp)
         has_polyp = polyp_rng.random() < cfg.polyp_prob
         self.tissue = Tissue(np.random.default_rng(r_tissue), h, w, d, polyp_rng if has_polyp else None)
+        # domain randomisation streams come after the eight above, so those parts stay as they were
+        r_pal, r_tex, r_look = (np.random.default_rng(s) for s in seq.spawn(1)[0].spawn(3))
+        if cfg.tissue_palette > 0 and r_pal.random() < cfg.tissue_palette:
+            self.tissue.rgb = tissue_palette(r_pal, self.tissue.rgb)
+        if cfg.tissue_texture > 0:
+            self.tissue.rgb *= fine_texture(r_tex, *self.tissue.rgb.shape[:2], cfg.tissue_texture)[..., None]
+        if cfg.tissue_palette > 0 or cfg.tissue_texture > 0:
+            self.tissue.mean_color = self.tissue.rgb.reshape(-1, 3).mean(0).astype(np.float32)
+        self.tool_look = ToolLook(r_look, cfg.tool_look)
         n_inst = int(rng.integers(1, cfg.max_instruments + 1)) if cfg.max_instruments > 0 else 0
         names = list(INSTRUMENT_STYLES)
         base = rng.uniform(0, 2 * np.pi)
@@ -50,7 +60,7 @@ class Scene:
                     angle,
                     d,
                     self.tissue.mean_color,
-                    float(min(h, w)),
+                    float(min(h, w)) * self.tool_look.width,
                 )
             )
         if self.instruments:  # the first instrument is in view from the first frame (no empty videos)
@@ -80,6 +90,7 @@ class Scene:
             m = np.zeros((h, w), bool)
             if out is not None:
                 y0, x0, layer = out
+                self.tool_look.recolor(layer, self.tissue.mean_color)
                 y1, x1 = y0 + layer.shape[0], x0 + layer.shape[1]
                 a = layer[..., 3]
                 region = img[y0:y1, x0:x1]

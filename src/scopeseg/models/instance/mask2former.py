@@ -24,6 +24,8 @@ from ..registry import register_model
 from .text import TEXT_DIM, text_encoder
 
 TextMode = Literal["none", "additive", "cross_attention"]
+#: names of the four outputs of ``forward`` (the export signature; ONNX output names)
+OUTPUT_NAMES = ("logits", "masks", "quality", "boxes")
 
 
 def _hf_config(hidden: int, heads: int, enc_layers: int, ffn: int, mask_dim: int):

@@ -223,3 +223,17 @@ def litemedsam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
 def mobilesam(pretrained: bool = True, **arch: Any) -> PromptableSAM:
     """MobileSAM: 3x3 stride-2 patch embed at 1024^2, ImageNet mean/std normalisation (SAM recipe)."""
     return _build({"img_size": 1024, "patch_kernel": 3, "preprocess": "sam"}, "mobilesam", pretrained, arch)
+
+
+@register_model(
+    "litemedsam-scope",
+    family="promptable",
+    tiny={**TINY_ARCH, "pretrained": False},
+    description="LiteMedSAM with its decoder fine-tuned on real surgical + polyp frames (box prompts; "
+    "weights: base Apache-2.0 + shipped delta, see `scopeseg weights` model card)",
+)
+def litemedsam_scope(pretrained: bool = True, **arch: Any) -> PromptableSAM:
+    """LiteMedSAM's encoder and recipe; prompt encoder + mask decoder fine-tuned (``litemedsam-scope`` weights)."""
+    return _build(
+        {"img_size": 256, "patch_kernel": 1, "preprocess": "medsam"}, "litemedsam-scope", pretrained, arch
+    )

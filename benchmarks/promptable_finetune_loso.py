@@ -1,0 +1,334 @@
+"""LiteMedSAM fine-tuned on cached embeddings, scored leave-one-source-out on the real images of ../shared/data.
+
+The image encoder is frozen, so every image (and its horizontal flip) is encoded once by the original model's
+torch engine and the prompt encoder + mask decoder train on the cached embeddings
+(``scopeseg.train.promptable.fit_on_embeddings``, preset ``litemedsam-finetune`` with box jitter as in the
+MedSAM recipe). For each held-out source the decoder restarts from the original weights and trains on the
+objects of every OTHER source (class-balanced: a source uniformly, then one of its objects), then the held-out
+source is scored with exactly the objects, boxes and metric code of benchmarks/promptable_accuracy.py
+(one tight GT box per object, ``segment_2d`` + ``medsam_cvpr24``), beside the original LiteMedSAM on the
+same embeddings. ``--final`` trains on all sources and writes the shipped delta (fine-tuned - original, fp16)
+and checks that the fp16 delta scores like the fp32 model.
+Run: ``flock /tmp/heavy.lock .venv/bin/python benchmarks/promptable_finetune_loso.py [--folds surgical]``
+-> benchmarks/results/promptable_finetune_loso.{json,md} (runs merge into the json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from promptable_accuracy import DATA, ROOT, boxes_of, items  # noqa: E402
+
+SURGICAL = [
+    "cholecseg8k_clip",
+    "cholecinstanceseg_vid03_unclear",
+    "endoscapes2023_vid04_unclear",
+    "endovis17_unclear",
+]
+POLYP = ["kvasir_seg", "kvasir_seg_256", "cvc_clinicdb_unclear", "endotect2020_polyp_unclear"]
+NEGATIVES = ["hyperkvasir_uc_negatives"]  # no objects: a box prompt needs an object, so none are used
+
+
+class CachedPredictor:
+    """A PromptPredictor whose ``set_image`` reuses the embedding of the current case (same decode path)."""
+
+    def __init__(self, predictor, cache: dict):
+        self.p, self.cache, self.key = predictor, cache, None
+
+    def set_image(self, image) -> None:
+        self.p.set_embedding(*self.cache[self.key])
+
+    def predict(self, **kw):
+        return self.p.predict(**kw)
+
+    @property
+    def image_size(self):
+        return self.p.image_size
+
+
+def score(predictor, cache: dict, cases: list) -> dict:
+    from scopeseg.inference.medsam_io import segment_2d
+    from scopeseg.metrics.medsam import medsam_cvpr24
+
+    cp = CachedPredictor(predictor, cache)
+    dsc, nsd = [], []
+    for key, _path, labels in cases:
+        cp.key = key
+        r = medsam_cvpr24(segment_2d(cp, None, boxes_of(labels)), labels)
+        dsc.append(r["dsc"])
+        nsd.append(r["nsd"])
+    return {"dsc": float(np.mean(dsc)), "nsd": float(np.mean(nsd)), "per_image_dsc": dsc}
+
+
+def cpu_info() -> dict:
+    flags = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    keep = ["avx2", "avx512f", "avx512_bf16", "amx_tile", "fma"]
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "flags": [f for f in keep if f in flags],
+        "cores": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--folds", default="all", help="held-out sources (comma list), 'surgical', 'polyp', 'all'"
+    )
+    ap.add_argument("--final", action="store_true", help="also train on all sources and write the delta")
+    ap.add_argument("--steps", type=int, default=60, help="steps per training (fewer if over the budget)")
+    ap.add_argument(
+        "--budget-minutes", type=float, default=None, help="whole-run limit: steps cut to fit every training"
+    )
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--box-shift", type=float, default=5.0)
+    ap.add_argument("--box-jitter", type=float, default=0.0)
+    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sources", default=None, help="subset of the real sources (smoke runs)")
+    ap.add_argument("--work", default="/tmp/18b")
+    ap.add_argument("--tag", default="", help="name of this setting in the json (ablations)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "promptable_finetune_loso"))
+    args = ap.parse_args()
+    import torch
+
+    from scopeseg.config import build_config
+    from scopeseg.inference.prompt import PromptPredictor
+    from scopeseg.io import read_image
+    from scopeseg.models import weights as W
+    from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.recipes import as_rgb_uint8, get_recipe
+    from scopeseg.train.promptable import fit_on_embeddings, prompt_objects
+
+    torch.set_num_threads(args.threads)
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} not found")
+    t_start = time.perf_counter()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    model = create_model("litemedsam").eval()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    p0 = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+
+    # cases and cached embeddings (of the original engine: the fine-tuned models share its frozen encoder)
+    sources = args.sources.split(",") if args.sources else SURGICAL + POLYP
+    cases = {s: [(f"{s}/{p.name}", p, lab) for p, lab in items(s)] for s in sources}
+    eval_cache: dict = {}
+    train_emb: dict[str, torch.Tensor] = {}
+    t0 = time.perf_counter()
+    disk = work / "embeddings.safetensors"  # the frozen encoder's outputs, reused by later runs
+    stored = W.load_safetensors(disk) if disk.is_file() else {}
+    recipe = get_recipe(model.preprocess)
+    for s in sources:
+        for key, path, _lab in cases[s]:
+            img = read_image(path)
+            if key in stored and key + "|flip" in stored:
+                prep = recipe.prepare(as_rgb_uint8(img), int(model.img_size))
+                emb, flip = stored[key], stored[key + "|flip"]
+            else:
+                p0.set_image(img)
+                emb, prep = p0.get_embedding()
+                p0.set_image(np.ascontiguousarray(img[:, ::-1]))
+                flip = p0.get_embedding()[0]
+                stored[key], stored[key + "|flip"] = emb, flip
+            eval_cache[key] = (emb, prep)
+            train_emb[key] = emb[0].half()
+            if not args.no_flip:
+                train_emb[key + "|flip"] = flip[0].half()
+    if not disk.is_file():
+        W.save_safetensors(stored, disk)
+    encode_s = time.perf_counter() - t0
+    print(f"encoded {len(train_emb)} inputs in {encode_s:.0f} s", flush=True)
+    objects = {}
+    for s in sources:
+        objects[s] = []
+        for key, _path, lab in cases[s]:
+            objects[s] += prompt_objects(model, lab, key, group=s)
+            if not args.no_flip:
+                objects[s] += prompt_objects(
+                    model, np.ascontiguousarray(lab[:, ::-1]), key + "|flip", group=s
+                )
+    cfg = build_config(
+        preset="litemedsam-finetune",
+        overrides=[
+            f"lr={args.lr}",
+            f"batch_size={args.batch}",
+            f"box_shift={args.box_shift}",
+            f"box_jitter={args.box_jitter}",
+            "freeze_encoder=true",
+        ],
+    )
+
+    out = Path(args.out)
+    result = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    tag = args.tag or f"steps{args.steps}_b{args.batch}_lr{args.lr:g}_shift{args.box_shift:g}"
+    run = result.setdefault("settings", {}).setdefault(tag, {"folds": {}})
+    run["config"] = {
+        "steps": args.steps,
+        "batch_size": args.batch,
+        "lr": args.lr,
+        "schedule": cfg.schedule,
+        "weight_decay": cfg.weight_decay,
+        "loss": cfg.loss,
+        "box_shift_px_at_256": args.box_shift,
+        "box_jitter": args.box_jitter,
+        "hflip": not args.no_flip,
+        "balance": "per source",
+        "trained": "prompt encoder + mask decoder (image encoder frozen)",
+    }
+    run["encode_seconds"] = encode_s
+    result["original"] = {s: score(p0, eval_cache, cases[s]) for s in sources}
+    result["cases"] = {
+        s: {"images": len(cases[s]), "objects": int(sum(lab.max() for _, _, lab in cases[s]))}
+        for s in sources
+    }
+    result["cases"][NEGATIVES[0]] = {"images": 0, "objects": 0, "note": "no objects to prompt: not used"}
+    named = {"all": sources, "surgical": SURGICAL, "polyp": POLYP}
+    folds = [s for s in named.get(args.folds, args.folds.split(",")) if s in sources]
+    if args.budget_minutes:  # time 3 steps, then fit every training of this run into what is left
+        t0 = time.perf_counter()
+        fit_on_embeddings(model, train_emb, [o for s in sources for o in objects[s]], cfg, steps=3)
+        step_s = (time.perf_counter() - t0) / 3
+        model.load_state_dict(base)
+        left = 60 * args.budget_minutes - (time.perf_counter() - t_start)
+        trainings = len(folds) + int(args.final)
+        fitted = int(left / trainings / (step_s * 1.15) - 2)  # 15 % for scoring
+        run["step_seconds"] = step_s
+        run["config"]["steps"] = args.steps = max(10, min(args.steps, fitted))
+        print(f"{step_s:.2f} s/step: {args.steps} steps per training ({trainings} trainings)", flush=True)
+
+    def save() -> None:
+        result["conditions"] = {**cpu_info(), "threads": args.threads, "torch": torch.__version__}
+        run["wall_seconds"] = time.perf_counter() - t_start
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        out.with_suffix(".md").write_text(render_md(result))
+
+    for held in folds:
+        model.load_state_dict(base)
+        train_objs = [o for s in sources if s != held for o in objects[s]]
+        t0 = time.perf_counter()
+        losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
+        secs = time.perf_counter() - t0
+        p = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+        sc = score(p, eval_cache, cases[held])
+        run["folds"][held] = {
+            "trained_on": [s for s in sources if s != held],
+            "train_objects": len(train_objs),
+            "train_seconds": secs,
+            "loss_first10": float(np.mean(losses[:10])),
+            "loss_last10": float(np.mean(losses[-10:])),
+            **sc,
+        }
+        o = result["original"][held]
+        print(f"{held}: original {o['dsc']:.4f} -> fine-tuned {sc['dsc']:.4f} ({secs:.0f} s)", flush=True)
+        save()
+    if args.final:
+        model.load_state_dict(base)
+        train_objs = [o for s in sources for o in objects[s]]
+        t0 = time.perf_counter()
+        losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
+        secs = time.perf_counter() - t0
+        delta = W.make_delta(model.state_dict(), base)
+        path = work / f"litemedsam-scope-{tag}.safetensors"
+        W.save_safetensors(delta, path, metadata={"base": "litemedsam", "kind": "delta fp16"})
+        fp32 = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+        model.load_state_dict(W.apply_delta(base, W.load_safetensors(path)))
+        fp16 = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+        run["final"] = {
+            "train_objects": len(train_objs),
+            "train_seconds": secs,
+            "loss_first10": float(np.mean(losses[:10])),
+            "loss_last10": float(np.mean(losses[-10:])),
+            "delta_file": str(path),
+            "delta_bytes": path.stat().st_size,
+            "delta_sha256": W.sha256_file(path),
+            "delta_tensors": len(delta),
+            "training_set_scores_fp32": {s: score(fp32, eval_cache, cases[s])["dsc"] for s in sources},
+            "training_set_scores_fp16_delta": {s: score(fp16, eval_cache, cases[s])["dsc"] for s in sources},
+        }
+        print(json.dumps({k: v for k, v in run["final"].items()}, indent=1), flush=True)
+    save()
+    print(render_md(result))
+
+
+def _agg(scores: dict, cases: dict, group: list[str]) -> tuple[float, float]:
+    """(mean over the group's images, mean over its sources) of per-image DSC."""
+    per_image = [d for s in group if s in scores for d in scores[s]["per_image_dsc"]]
+    per_source = [scores[s]["dsc"] for s in group if s in scores]
+    return float(np.mean(per_image)), float(np.mean(per_source))
+
+
+def render_md(r: dict) -> str:
+    c = r.get("conditions", {})
+    lines = [
+        "# litemedsam-scope: LiteMedSAM fine-tuned on cached embeddings, leave-one-source-out",
+        "",
+        "Each row: the decoder trained from the original weights on every OTHER source of ../shared/data, "
+        "scored on the held-out source with one tight GT box per object (MedSAM-laptop CVPR24 DSC / NSD, "
+        "the code of promptable_accuracy.py), beside the original LiteMedSAM on the same objects and boxes "
+        "(torch engine, same cached embeddings). Sources are credited in each folder's SOURCE.md.",
+        f"Conditions: CPU flags {','.join(c.get('flags', []))}, {c.get('cores')} cores shared, "
+        f"{c.get('threads')} threads, load average at the end {c.get('load_avg')}, torch {c.get('torch')}.",
+        "",
+    ]
+    orig = r["original"]
+    for tag, run in r.get("settings", {}).items():
+        cfgs = ", ".join(f"{k} {v}" for k, v in run["config"].items())
+        lines += [f"## {tag}", "", cfgs, ""]
+        lines += [
+            "| held-out source | images | objects | original DSC | fine-tuned DSC | change | "
+            "original NSD | fine-tuned NSD | train s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s, f in run["folds"].items():
+            o, n = orig[s], r["cases"][s]
+            lines.append(
+                f"| {s} | {n['images']} | {n['objects']} | {o['dsc']:.4f} | {f['dsc']:.4f} | "
+                f"{f['dsc'] - o['dsc']:+.4f} | {o['nsd']:.4f} | {f['nsd']:.4f} | {f['train_seconds']:.0f} |"
+            )
+        for name, group in (("surgical", SURGICAL), ("polyp", POLYP)):
+            if all(s in run["folds"] for s in group):
+                oi, os_ = _agg(orig, r["cases"], group)
+                fi, fs = _agg(run["folds"], r["cases"], group)
+                lines.append(
+                    f"| **{name}, mean over images** | | | {oi:.4f} | {fi:.4f} | {fi - oi:+.4f} | | | |"
+                )
+                lines.append(
+                    f"| **{name}, mean over sources** | | | {os_:.4f} | {fs:.4f} | {fs - os_:+.4f} | | | |"
+                )
+        if "final" in run:
+            fin = run["final"]
+            lines += [
+                "",
+                f"Shipped model (all sources, {fin['train_objects']} objects incl. flips, "
+                f"{fin['train_seconds']:.0f} s): delta {fin['delta_bytes'] / 1e6:.2f} MB fp16, "
+                f"sha256 {fin['delta_sha256'][:16]}...; training-set DSC fp32 vs fp16 delta: "
+                + ", ".join(
+                    f"{s} {fin['training_set_scores_fp32'][s]:.4f}/{fin['training_set_scores_fp16_delta'][s]:.4f}"
+                    for s in fin["training_set_scores_fp32"]
+                ),
+            ]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Few-shot recipe: synthetic pre-training + fine-tuning on N real labelled frames, scored on held-out sources.
+
+Laparoscopy (leave-one-source-out over the 17 real frames of ``sim_to_real.SOURCES``): for each held-out
+source, fine-tune the synthetic pre-trained checkpoint (``--init``) with preset ``unet-lite0-fewshot`` on N
+frames of the *other* sources (N = 0: no fine-tuning; 5; all of them, which is 5, 14 or 15 frames since the
+held-out source's frames are never used) and score every frame of the held-out source. The same fine-tuning
+from the ImageNet encoder alone (no synthetic pre-training) at N = all is the reference.
+Polyps: synthetic polyp pre-training (``--polyp-init``, or trained here with the ablation's budget), then
+fine-tuning on N of the 38 Kvasir-SEG / EndoTect frames, scored on CVC-ClinicDB (another hospital).
+Every fine-tuning run has the same number of optimizer steps (``--steps``); the last model is kept (no
+selection on the test frames). Runs are cached in the work folder. Results:
+``benchmarks/results/sim_to_real_fewshot.{json,md}``.
+Run: ``.venv/bin/python benchmarks/sim_to_real_fewshot.py --init RUN/best [--parts lap,polyp]``.
+Skips (exit 0) without the shared data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_polyp_pretrained import DATA, RESULTS, convert_sources, evaluate_checkpoint, machine  # noqa: E402
+from sim_to_real import SOURCES  # noqa: E402
+from sim_to_real_ablation import cpu_flags, synth_data  # noqa: E402
+
+POLYP_TRAIN = ("kvasir_seg", "kvasir_seg_256", "endotect2020_polyp_unclear")
+POLYP_TEST = "cvc_clinicdb_unclear"
+
+
+def subset_json(parts: list[Path], n: int | None, seed: int, out_json: Path) -> tuple[Path, int]:
+    """Merge canonical data sets and keep ``n`` images drawn with ``seed`` (all when ``n`` is None)."""
+    from scopeseg.data import ops
+    from scopeseg.data.coco import CocoDataset, load_dataset
+
+    merged = CocoDataset.merge([load_dataset(p) for p in parts], root=out_json.parent)
+    ids = sorted(merged.images)
+    if n is not None and n < len(ids):
+        ids = sorted(random.Random(seed).sample(ids, n))
+    sub = ops.subset(merged, ids)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    sub.save(out_json)
+    return out_json, len(ids)
+
+
+def finetune(
+    args, name: str, init: str | None, train_json: Path, n: int, test: Path
+) -> dict[str, Any] | None:
+    """Fine-tune (preset ``unet-lite0-fewshot``) for ``args.steps`` steps and score on ``test``; cached."""
+    from scopeseg.config import build_config
+    from scopeseg.io import write_json
+    from scopeseg.train import train
+
+    run_dir = args.work / "runs" / name
+    cached = run_dir.parent / f"{name}.json"
+    budget = {"steps": args.steps, "init": init, "n": n}
+    if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
+        return json.loads(cached.read_text())
+    if args.cached_only:
+        return None
+    shutil.rmtree(run_dir, ignore_errors=True)
+    bs = 4
+    epochs = max(1, math.ceil(args.steps / max(1, n // bs)))
+    overrides = [
+        f"data={train_json}",
+        f"val_data={train_json}",  # validation only at the last epoch, on the training frames: no selection
+        f"out={run_dir}",
+        f"epochs={epochs}",
+        f"val_every={epochs}",
+        f"batch_size={min(bs, n)}",
+        "report=false",
+        "accelerator=cpu",
+        "seed=0",
+    ]
+    if init:
+        overrides.append(f"init={init}")
+    cfg = build_config(preset="unet-lite0-fewshot", overrides=overrides, task="semantic")
+    t0 = time.time()
+    res = train(cfg)
+    ev = evaluate_checkpoint(res["best"], test)
+    rec = {
+        "name": name,
+        "budget": budget,
+        "epochs": epochs,
+        "train_seconds": round(time.time() - t0, 1),
+        "loadavg_1": round(os.getloadavg()[0], 2),
+        "dice": ev["summary"]["dice_mean_per_image"],
+        "per_image": ev["per_image"],
+    }
+    write_json(cached, rec, indent=2)
+    return rec
+
+
+def zero_shot(args, name: str, init: str, test: Path) -> dict[str, Any]:
+    ev = evaluate_checkpoint(init, test)
+    return {"name": name, "budget": {"n": 0, "init": init}, "dice": ev["summary"]["dice_mean_per_image"],
+            "per_image": ev["per_image"]}  # fmt: skip
+
+
+def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
+    rows = []
+    for held in SOURCES:
+        others = [real[s] for s in SOURCES if s != held]
+        rows.append(
+            {
+                "part": "lap",
+                "held_out": held,
+                "init": "synthetic",
+                **zero_shot(args, f"lap-{held}-n0", args.init, real[held]),
+            }
+        )
+        done = set()
+        for n in [*args.shots, None]:
+            tj, k = subset_json(others, n, 0, args.work / f"set-lap-{held}-n{n or 'all'}.json")
+            if k in done:
+                continue  # the pool has no more than k frames: already run
+            done.add(k)
+            rec = finetune(args, f"lap-{held}-n{k}-syn", args.init, tj, k, real[held])
+            rows.append({"part": "lap", "held_out": held, "init": "synthetic", **(rec or {})})
+    for held in SOURCES:  # the ImageNet-only reference last: the synthetic-init runs matter most
+        others = [real[s] for s in SOURCES if s != held]
+        tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json")
+        rows.append({"part": "lap", "held_out": held, "init": "imagenet",
+                     **(finetune(args, f"lap-{held}-n{k}-imagenet", None, tj, k, real[held]) or {})})  # fmt: skip
+    return rows
+
+
+def polyp_init(args) -> str:
+    """The synthetic polyp pre-trained checkpoint: ``--polyp-init`` or trained here (ablation budget)."""
+    if args.polyp_init:
+        return str(args.polyp_init)
+    from scopeseg.config import build_config
+    from scopeseg.train import train
+
+    best = args.work / "runs" / "polyp-synthetic" / "best"
+    if (best / "config.json").is_file():
+        return str(best)
+    data = synth_data(args.work, {"polyp_prob": 1.0}, 0, 6, 40)
+    cfg = build_config(
+        preset="unet-lite0",
+        overrides=[f"data={data}", f"out={best.parent}", "overwrite=true", "mode=binary", "categories=[polyp]",
+                   "val_fraction=0.17", "epochs=12", "val_every=3", f"max_minutes={args.polyp_minutes}", "train_size=[192,288]", "augment=real",
+                   "report=false", "accelerator=cpu", "seed=0"],
+        task="semantic",
+    )  # fmt: skip
+    return str(train(cfg)["best"])
+
+
+def polyp(args, real: dict[str, Path]) -> list[dict[str, Any]]:
+    if args.cached_only and not (
+        args.polyp_init or (args.work / "runs" / "polyp-synthetic" / "best").is_dir()
+    ):
+        return []
+    init = polyp_init(args)
+    parts = [real[s] for s in POLYP_TRAIN]
+    test = real[POLYP_TEST]
+    rows = [
+        {
+            "part": "polyp",
+            "held_out": POLYP_TEST,
+            "init": "synthetic",
+            **zero_shot(args, "polyp-n0", init, test),
+        }
+    ]
+    for n in [*args.polyp_shots, None]:
+        tj, k = subset_json(parts, n, 0, args.work / f"set-polyp-n{n or 'all'}.json")
+        rows.append({"part": "polyp", "held_out": POLYP_TEST, "init": "synthetic",
+                     **(finetune(args, f"polyp-n{k}-syn", init, tj, k, test) or {})})  # fmt: skip
+    rows.append({"part": "polyp", "held_out": POLYP_TEST, "init": "imagenet",
+                 **(finetune(args, f"polyp-n{k}-imagenet", None, tj, k, test) or {})})  # fmt: skip
+    return rows
+
+
+def markdown(out: dict[str, Any]) -> str:
+    lines = [
+        "# Few-shot: synthetic pre-training + fine-tuning on N real frames",
+        "",
+        f"Fine-tuning: preset `unet-lite0-fewshot` ({out['steps']} steps, batch 4, 256x448, lr 5e-4 cosine, "
+        "augment real), last model kept; Dice = mean per frame of the held-out source at its own size. "
+        "Laparoscopy: leave-one-source-out (the held-out source's frames are never trained on). "
+        "Polyps: train Kvasir-SEG + EndoTect, test CVC-ClinicDB.",
+        "",
+        "| part | held-out source | init | N real frames | Dice | train s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in out["rows"]:
+        lines.append(
+            f"| {r['part']} | {r['held_out']} | {r['init']} | {r['budget']['n']} | {r['dice']:.3f} "
+            f"| {r.get('train_seconds', '-')} |"
+        )
+    lap = {}
+    for r in out["rows"]:
+        if r["part"] == "lap" and r["init"] == "synthetic":
+            lap.setdefault(r["held_out"], {})[r["budget"]["n"]] = r
+    if lap:
+        best = []
+        for by_n in lap.values():
+            rr = by_n[max(by_n)]
+            best += [x["dice"] for x in rr["per_image"]]
+        lines += ["", f"Lap, synthetic init, most real frames per held-out source: mean Dice over the {len(best)} frames "
+                  f"{sum(best) / len(best):.3f} (goal 0.88)."]  # fmt: skip
+    m = out["machine"]
+    lines += [
+        f"Machine: {m['cpu_count']} CPU cores shared with other jobs, flags {m['cpu_flags']}, "
+        f"{m['torch_threads']} torch threads; load at the end {m['loadavg_1_5_15']}.",
+        "",
+        f"Command: `{out['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--init", type=Path, help="synthetic pre-trained instrument checkpoint (lap part)")
+    ap.add_argument(
+        "--polyp-init", type=Path, help="synthetic pre-trained polyp checkpoint (else trained here)"
+    )
+    ap.add_argument("--polyp-minutes", type=float, default=2.5, help="synthetic polyp pre-training budget")
+    ap.add_argument("--parts", default="lap,polyp")
+    ap.add_argument("--shots", default="5", help="N values besides 0 and 'all' (laparoscopy)")
+    ap.add_argument("--polyp-shots", default="", help="N values besides 0 and 'all' (polyps)")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--cached-only", action="store_true", help="report the finished runs, train nothing")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/18/fewshot"))
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    args.shots = [int(x) for x in args.shots.split(",") if x]
+    args.polyp_shots = [int(x) for x in args.polyp_shots.split(",") if x]
+    parts = [p for p in args.parts.split(",") if p]
+    if "lap" in parts and not (args.init and (args.init / "config.json").is_file()):
+        ap.error("--init must be a synthetic pre-trained checkpoint folder (lap part)")
+    names = (SOURCES if "lap" in parts else ()) + ((*POLYP_TRAIN, POLYP_TEST) if "polyp" in parts else ())
+    missing = [s for s in names if not (args.data / s / "images").is_dir()]
+    if missing:
+        print(f"skipped: shared data not found under {args.data} (missing {', '.join(missing)})")
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from scopeseg import progress
+    from scopeseg.io import write_json, write_text
+
+    progress.set_enabled(False)
+    torch.set_num_threads(args.threads)
+    args.init = str(args.init) if args.init else None
+    real = convert_sources(args.data, names, args.work / "real")
+    rows = (lap(args, real) if "lap" in parts else []) + (polyp(args, real) if "polyp" in parts else [])
+    rows = [r for r in rows if "dice" in r]  # --cached-only leaves unfinished runs out
+    out = {
+        "benchmark": "sim_to_real_fewshot",
+        "steps": args.steps,
+        "rows": rows,
+        "machine": {**machine(), "cpu_flags": cpu_flags()},
+        "command": "python benchmarks/sim_to_real_fewshot.py " + " ".join(sys.argv[1:]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "sim_to_real_fewshot" + ("" if len(parts) == 2 else f"_{parts[0]}")
+    write_json(args.out / f"{name}.json", out, indent=2)
+    write_text(args.out / f"{name}.md", markdown(out))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

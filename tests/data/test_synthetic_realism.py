@@ -1,0 +1,119 @@
+"""Sim-to-real options of the generator, the ``real`` augmentation level and fine-tuning from a checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scopeseg.config import validate_config
+from scopeseg.data.synthetic import SynthConfig, render_video
+from scopeseg.errors import ConfigError, DataError
+
+SMALL = {"size": (120, 184), "frames": 2, "polyp_prob": 0.0, "difficulty": 0.3}
+SEEDS = (1, 2, 3, 4, 5, 6)
+
+
+def _frames(seed: int, **kw):
+    return list(render_video(seed, SynthConfig(**{**SMALL, **kw}), with_tracks=True))
+
+
+def _tissue_pixels(frame, inst) -> np.ndarray:
+    tool = np.zeros(frame.shape[:2], bool)
+    for _, m, _ in inst:
+        tool |= m
+    keep = (frame.max(-1) > 30) & ~tool
+    return frame[keep].astype(np.float32)
+
+
+def _saturation(px: np.ndarray) -> float:
+    return float(((px.max(1) - px.min(1)) / np.maximum(px.max(1), 1)).mean())
+
+
+def test_options_off_keep_the_default_scene_and_are_validated():
+    for seed in (1, 2):
+        a, b = _frames(seed), _frames(seed, tissue_palette=0.0, tissue_texture=0.0, tool_look=0.0)
+        assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
+    for key in ("tissue_palette", "tissue_texture", "tool_look"):
+        with pytest.raises(ConfigError, match=key):
+            validate_config(SynthConfig, {key: 1.5})
+
+
+def test_tissue_palette_desaturates_tissue_and_keeps_the_masks():
+    plain, pal = [], []
+    for seed in SEEDS:
+        for (f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tissue_palette=1.0)):
+            assert [c for c, _, _ in i0] == [c for c, _, _ in i1]
+            assert all(np.array_equal(m0, m1) for (_, m0, _), (_, m1, _) in zip(i0, i1))
+            plain.append(_saturation(_tissue_pixels(f0, i0)))
+            pal.append(_saturation(_tissue_pixels(f1, i1)))
+    assert np.mean(pal) < 0.8 * np.mean(plain)  # real Endoscapes tissue is far less saturated
+
+
+def test_tissue_texture_adds_fine_detail():
+    import cv2
+
+    def detail(frames):  # Laplacian variance inside the tissue, away from the aperture and the tools
+        out = []
+        for f, inst in frames:
+            keep = f.max(-1) > 30
+            for _, m, _ in inst:
+                keep &= ~m
+            keep = cv2.erode(keep.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+            out.append(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[keep].var())
+        return float(np.mean(out))
+
+    for seed in (1, 2):
+        assert detail(_frames(seed, tissue_texture=0.7)) > 2.0 * detail(_frames(seed))
+
+
+def test_tool_look_makes_tools_thicker_and_tissue_coloured():
+    area0 = area1 = 0
+    for seed in SEEDS:
+        for (_, i0), (_, i1) in zip(_frames(seed), _frames(seed, tool_look=1.0)):
+            area0 += sum(int(m.sum()) for _, m, _ in i0)
+            area1 += sum(int(m.sum()) for _, m, _ in i1)
+    assert area1 > 1.2 * area0
+
+
+def test_realism_options_are_deterministic():
+    opts = {"tissue_palette": 1.0, "tissue_texture": 0.4, "tool_look": 1.0}
+    a, b = _frames(9, **opts), _frames(9, **opts)
+    assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
+
+
+def test_real_augmentation_keeps_masks_binary_and_size():
+    from scopeseg.data.transforms import train_transform
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    mask = np.zeros((96, 128), np.uint8)
+    mask[30:60, 40:90] = 1
+    t = train_transform((64, 96), "real")
+    changed = 0
+    for _ in range(8):
+        out = t(image=img, mask=mask)
+        assert out["image"].shape == (64, 96, 3) and out["image"].dtype == np.uint8
+        assert set(np.unique(out["mask"])) <= {0, 1}
+        changed += int(out["image"].mean() != img.mean())
+    assert changed > 0
+
+
+def test_init_from_checkpoint_copies_weights_and_refuses_other_shapes(tmp_path):
+    import torch
+
+    from scopeseg.models.checkpoints import save_pretrained
+    from scopeseg.models.registry import create_model
+    from scopeseg.train.semantic import init_from_checkpoint
+
+    torch.manual_seed(0)
+    src = create_model("unet-effb0", classes=["instrument"], pretrained=False)
+    save_pretrained(src, tmp_path / "ck")
+    torch.manual_seed(1)
+    dst = create_model("unet-effb0", classes=["foreground"], pretrained=False)  # other name, same shape
+    key = next(k for k, v in dst.state_dict().items() if v.dtype.is_floating_point and v.numel() > 8)
+    assert not torch.equal(dst.state_dict()[key], src.state_dict()[key])
+    init_from_checkpoint(dst, str(tmp_path / "ck"))
+    assert all(torch.equal(v, src.state_dict()[k]) for k, v in dst.state_dict().items())
+    two = create_model("unet-effb0", classes=["a", "b"], pretrained=False)
+    with pytest.raises(DataError, match="1 classes"):
+        init_from_checkpoint(two, str(tmp_path / "ck"))

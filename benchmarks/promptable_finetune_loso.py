@@ -93,13 +93,13 @@ def main() -> None:
         "--folds", default="all", help="held-out sources (comma list), 'surgical', 'polyp', 'all'"
     )
     ap.add_argument("--final", action="store_true", help="also train on all sources and write the delta")
-    ap.add_argument("--steps", type=int, default=60, help="steps per training (fewer if over the budget)")
+    ap.add_argument("--steps", type=int, default=21, help="steps per training (fewer if over the budget)")
     ap.add_argument(
         "--budget-minutes", type=float, default=None, help="whole-run limit: steps cut to fit every training"
     )
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--box-shift", type=float, default=5.0)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--box-shift", type=float, default=0.0, help="5 = MedSAM")
     ap.add_argument("--box-jitter", type=float, default=0.0)
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--threads", type=int, default=2)

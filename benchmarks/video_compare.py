@@ -5,7 +5,8 @@ prompts per instrument (first visible frame; kinds box / points / mask): DAVIS-2
 and IoU through the metrics engine's ``video`` protocol (``inference.video_objects.evaluate_tracking``).
 Part 2, real consecutive laparoscopic frames (``../shared/data/cholecseg8k_clip``, CholecSeg8k, CC BY-NC-SA
 4.0): the binary instrument mask as one object, first-frame GT box, Dice per frame.
-Part 3 (``--speed``): frames/s at 512x512 per path and engine; RSS after 100 vs 2,000 frames (``--rss``).
+Part 3 (``--parts speed``): frames/s at 512x512 per path and engine (one process each). RSS after 100 vs 2,000
+frames: ``benchmarks/video_rss.py``. Part 4 (``--unet CKPT``): a semantic model per frame, no prompts.
 
 Run (each part through the shared lock on this machine):
 ``flock /tmp/heavy.lock .venv/bin/python benchmarks/video_compare.py --models tracker=litemedsam,memory=RUN/best``
@@ -252,54 +253,6 @@ def speed_worker(spec: str, engine: str, n: int, size: int) -> dict:
     return {"model": spec, "engine": engine, "frames": n, "fps": (n - 1) / sec, "rss_mb": rss_at}
 
 
-def rss_part(n_small: int = 100, n_large: int = 2000) -> list[dict]:
-    """Peak RSS of whole ``scopeseg track`` runs on 512x512 videos of ``n_small`` vs ``n_large`` frames, per path.
-
-    Tiny random models of each path (the code path, decode -> propagate -> writer -> overlay encode, is what keeps
-    memory flat or not; real weights only add a constant): box tracker on a tiny LiteMedSAM, memory head, SAM2.
-    """
-    import torch
-
-    from scopeseg.models import create_model
-    from scopeseg.models.registry import model_entry
-    from scopeseg.video_io import write_video
-
-    work = ROOT / "runs" / "video_rss"
-    work.mkdir(parents=True, exist_ok=True)
-
-    def frames(n):
-        for t in range(n):
-            f = np.full((512, 512, 3), 40, np.uint8)
-            x = 60 + (t * 3) % 300
-            f[200:300, x : x + 100] = 220
-            yield f
-
-    videos = {}
-    for n in (n_small, n_large):
-        videos[n] = work / f"square_{n}.mp4"
-        if not videos[n].is_file():
-            write_video(videos[n], frames(n), fps=25)
-    ckpts = {}
-    for label, name in (("tracker", "litemedsam"), ("memory", "litemedsam-memory"), ("sam2", "sam2-video")):
-        torch.manual_seed(0)
-        ckpts[label] = work / f"tiny_{label}"
-        if not (ckpts[label] / "config.json").is_file():
-            create_model(name, **model_entry(name).tiny).save_pretrained(ckpts[label])
-    rows = []
-    for label, ckpt in ckpts.items():
-        for n, video in videos.items():
-            out = work / f"out_{label}_{n}"
-            cmd = ["/usr/bin/time", "-f", "%M %e", str(ROOT / ".venv/bin/scopeseg"), "-q", "track", str(ckpt), str(video),
-                   str(out), "prompt=f0:box:60,200,160,300", "--overwrite"]  # fmt: skip
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            kb, sec = res.stderr.strip().splitlines()[-1].split()
-            rows.append(
-                {"model": label, "frames": n, "peak_rss_mb": round(int(kb) / 1024, 1), "seconds": float(sec)}
-            )
-            print(json.dumps(rows[-1]), flush=True)
-    return rows
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -312,7 +265,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="box")
     ap.add_argument("--engine", default="torch")
     ap.add_argument("--max-frames", type=int, default=None)
-    ap.add_argument("--parts", default="synthetic,real", help="synthetic, real, speed, rss")
+    ap.add_argument("--parts", default="synthetic,real", help="synthetic, real, speed")
     ap.add_argument("--speed-frames", type=int, default=100)
     ap.add_argument("--unet", default=None, help="a semantic checkpoint: adds the per-frame UNet rows")
     ap.add_argument("--name", default="video_compare")
@@ -355,8 +308,6 @@ def main() -> None:
             rows.append(unet_real(args.unet, args.engine.split("+")[0]))
             print(json.dumps(rows[-1]), flush=True)
         doc.setdefault("real", {}).update({r["model"]: r for r in rows})
-    if "rss" in parts:
-        doc["rss"] = rss_part()
     if "speed" in parts:
         for label, spec in models.items():
             for engine in args.engine.split("+"):

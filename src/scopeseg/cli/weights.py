@@ -1,4 +1,4 @@
-"""``scopeseg weights install NAME|all [--force]`` and ``scopeseg weights list``."""
+"""``scopeseg weights install NAME|all [--force]``, ``scopeseg weights list`` and ``scopeseg weights info NAME``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from . import arg, command
 
 @arg(
     "action",
-    choices=["install", "list"],
-    help="install: fetch + check + convert; list: what is known/installed",
+    choices=["install", "list", "info"],
+    help="install: fetch + check + convert; list: what is known/installed; info: the model card",
 )
 @arg("name", nargs="?", help="weights name or 'all' (install)")
 @arg("--force", action="store_true", help="reinstall even if already installed")
@@ -23,6 +23,11 @@ def _weights(args) -> int:
     if args.action == "list":
         _print_table(W.spec_table())
         print(f"cache: {W.weights_dir()}")
+        return 0
+    if args.action == "info":
+        if not args.name:
+            raise ScopesegError(f"scopeseg weights info: name required (one of: {', '.join(W.WEIGHTS)})")
+        print(W.model_card(args.name))
         return 0
     if not args.name:
         raise ScopesegError(f"scopeseg weights install: name required (one of: all, {', '.join(W.WEIGHTS)})")

@@ -171,6 +171,24 @@ register_weights(
 )
 
 
+register_weights(
+    WeightSpec(
+        name="litemedsam-scope",
+        package="scopeseg",
+        version="0.1.0",
+        kind="delta",
+        member="models/sam/released/litemedsam-scope.safetensors",
+        sha256="41df72a20501b05e03210663d07137bdb4b7c83ad97a5936bba44743c29e0a42",
+        license="Apache-2.0 (base LiteMedSAM weights); fine-tuned on data under CC BY 4.0, CC BY-NC-SA 4.0 and "
+        "unclear / research-only terms: see the model card",
+        params=9_791_556,
+        description="LiteMedSAM with its prompt encoder + mask decoder fine-tuned on real surgical and polyp frames",
+        notes="fp16 delta (fine-tuned - base) shipped in the scopeseg package, added to the installed litemedsam",
+        base="litemedsam",
+        card="models/sam/released/litemedsam-scope.md",
+    )
+)
+
 # ---------------------------------------------------------------------------------------------- locations
 
 

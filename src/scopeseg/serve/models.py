@@ -23,7 +23,7 @@ from .files import NotFound
 log = logging.getLogger(__name__)
 
 #: released promptable models offered when their weights are installed
-RELEASED_PROMPTABLE = ("litemedsam", "mobilesam")
+RELEASED_PROMPTABLE = ("litemedsam", "litemedsam-scope", "mobilesam")
 
 
 @dataclass

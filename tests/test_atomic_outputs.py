@@ -319,3 +319,35 @@ def test_medsam_infer_killed_is_resumable_and_ends_like_a_clean_run(sam, tmp_pat
     np.savez(bad / "zz.npz", img=np.zeros((4, 4)))
     assert main(["-q", "medsam-infer", str(ckpt), str(bad), str(out), "--overwrite"]) == 2
     assert tree(out) == before and not siblings(out)
+
+
+def test_write_json_streams_the_same_bytes_as_json_dumps(tmp_path):
+    """Compact JSON is written in pieces (long lists in batches); the file equals ``json.dumps`` exactly."""
+    import json
+
+    import numpy as np
+
+    from scopeseg.io import write_json
+
+    anns = [
+        {"id": i, "bbox": [i, 2.5, 3, 4], "segmentation": {"size": [4, 5], "counts": f"a{i}é"}}
+        for i in range(1300)
+    ]
+    cases = [
+        {"images": [], "annotations": anns, "categories": {"x": [1, None, True, float("nan")]}, "info": {}},
+        list(range(513)),
+        [],
+        {"n": np.int64(3), "f": np.float32(0.5), "a": np.arange(3), "t": (1, 2)},
+        {1: "int keys fall back to one piece"},
+        "plain",
+    ]
+    for k, obj in enumerate(cases):
+        path = write_json(tmp_path / f"{k}.json", obj)
+        expected = json.dumps(
+            obj, separators=(",", ":"), default=lambda o: o.tolist() if hasattr(o, "tolist") else o.item()
+        )
+        assert path.read_text(encoding="utf-8") == expected
+    assert json.loads((tmp_path / "0.json").read_text(encoding="utf-8"))["annotations"][1299]["id"] == 1299
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"{k}.json" for k in range(len(cases))
+    ]  # no temp left

@@ -235,9 +235,44 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
-    """Write JSON atomically (compact by default: COCO files get large)."""
-    text = json.dumps(obj, indent=indent, separators=None if indent else (",", ":"), default=_json_default)
-    return write_text(path, text)
+    """Write JSON atomically (compact by default: COCO files get large).
+
+    Compact JSON is written in pieces (long lists in batches through the C encoder), so writing a large COCO
+    file does not hold the whole text and its bytes in memory at once; the bytes equal ``json.dumps``'s.
+    """
+    if indent is not None:
+        text = json.dumps(
+            obj, indent=indent, separators=None if indent else (",", ":"), default=_json_default
+        )
+        return write_text(path, text)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for piece in _json_pieces(obj):
+            fh.write(piece)
+    return Path(path)
+
+
+_JSON_BATCH = 512  # list items encoded per piece
+
+
+def _json_pieces(obj: Any) -> Iterator[str]:
+    """Compact JSON of ``obj`` as pieces whose concatenation is ``json.dumps(obj, separators=(",", ":"))``."""
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        yield "{"
+        for i, (key, value) in enumerate(obj.items()):
+            yield ("," if i else "") + _dumps(key) + ":"
+            yield from _json_pieces(value)
+        yield "}"
+    elif isinstance(obj, (list, tuple)) and len(obj) > _JSON_BATCH:
+        yield "["
+        for start in range(0, len(obj), _JSON_BATCH):
+            yield ("," if start else "") + _dumps(list(obj[start : start + _JSON_BATCH]))[1:-1]
+        yield "]"
+    else:
+        yield _dumps(obj)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=_json_default)
 
 
 def _json_default(o: Any) -> Any:

@@ -1,6 +1,6 @@
 """Ablation of the instance family: plain Mask2Former, +text (LEMIS), each SiMaskFormer switch, and all.
 
-Every variant trains the same tiny preset (``mask2former-tiny``) on the same synthetic training videos for the
+Every variant trains the same tiny preset (``mask2former-tiny``, its ``mask_pool`` off unless named) on the same synthetic training videos for the
 same wall-clock budget (``--minutes``), then its best checkpoint is scored on held-out videos (other generator
 seeds): COCO segm AP, AP50, AP75 (faster-coco-eval) and TAPIS mAP@0.5 (VOC-style, per-class score
 distributions). Budgets and steps done are recorded: variants that cost more per step get fewer steps.
@@ -32,11 +32,13 @@ VARIANTS: dict[str, dict[str, Any]] = {  # most informative first: a cut budget 
         "shared_matching": True,
         "refine": True,
         "box_head": True,
+        "mask_pool": True,
     },
     "+quality": {"quality_head": True},
     "+shared_matching": {"shared_matching": True},
     "+refine": {"refine": True},
     "+box": {"box_head": True},
+    "+mask_pool": {"mask_pool": True},
 }
 
 
@@ -71,6 +73,7 @@ def run_variant(name: str, extra: dict[str, Any], args: argparse.Namespace) -> d
         f"epochs={args.epochs}",
         "overwrite=true",
         f"seed={args.seed}",
+        "mask_pool=false",  # the preset's one addition to Mask2Former: off unless the variant sets it
     ] + [f"{k}={v}" for k, v in extra.items()]
     cfg = build_config(None, overrides=overrides)
     t0 = time.time()

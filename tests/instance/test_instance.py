@@ -16,7 +16,7 @@ from scopeseg.models.instance.postprocess import instances_from_outputs
 from scopeseg.models.instance.text import minilm_available, random_text_encoder
 
 CLASSES = ["grasper", "hook", "scissors"]
-SWITCHES = ("quality_head", "shared_matching", "refine", "box_head")
+SWITCHES = ("quality_head", "shared_matching", "refine", "box_head", "mask_pool")
 
 
 def tiny(text: str = "none", **kw) -> torch.nn.Module:
@@ -38,7 +38,7 @@ def targets(b: int, h: int, w: int) -> list[Target]:
 
 
 @pytest.mark.parametrize("text", ["none", "additive", "cross_attention"])
-@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=4)))
+@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=5)))
 def test_forward_backward_every_switch_combination(text, flags):
     kw = dict(zip(SWITCHES, flags))
     model = tiny(text, **kw).train()
@@ -77,7 +77,8 @@ def test_shared_matching_matches_once_per_step(monkeypatch):
 
 
 def test_save_load_round_trip_keeps_outputs_and_text_table(tmp_path):
-    model = tiny("cross_attention", quality_head=True, refine=True, box_head=True).eval()
+    model = tiny("cross_attention", quality_head=True, refine=True, box_head=True, mask_pool=True).eval()
+    torch.nn.init.normal_(model.pool_proj.layers[-1].weight)  # zero at init: make the pooled path count
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
         ref = model(x)

@@ -24,7 +24,9 @@ def checkpoint(tmp_path_factory):
         quality_head=True,
         refine=True,
         box_head=True,
+        mask_pool=True,
     ).eval()
+    torch.nn.init.normal_(model.pool_proj.layers[-1].weight)  # zero at init: make the pooled path count
     model.config["input_size"] = [64, 96]
     folder = tmp_path_factory.mktemp("inst_export") / "ckpt"
     model.save_pretrained(folder)

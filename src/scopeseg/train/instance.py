@@ -62,6 +62,8 @@ class InstanceTrainConfig(TrainerOptions):
     shared_matching: bool = False
     refine: bool = False
     box_head: bool = False
+    #: class head also sees the stride-4 pixel features pooled under each query's mask
+    mask_pool: bool = False
     encoder_lr_factor: float = Field(0.1, gt=0, le=1)
     #: encoder BatchNorm frozen (eval statistics, fixed affine) as in Mask2Former's backbones: batch-4
     #: statistics are noise, and the encoder's backward is ~25 % cheaper on CPU without them
@@ -89,7 +91,7 @@ def model_args(cfg: InstanceTrainConfig) -> dict[str, Any]:
         "text",
         "text_encoder",
     )
-    keys += ("quality_head", "shared_matching", "refine", "box_head")
+    keys += ("quality_head", "shared_matching", "refine", "box_head", "mask_pool")
     return {k: getattr(cfg, k) for k in keys if getattr(cfg, k) is not None}
 
 

@@ -140,6 +140,7 @@ class Mask2FormerInstance(ScopesegModel):
         shared_matching: bool = False,
         refine: bool = False,
         box_head: bool = False,
+        mask_pool: bool = False,
         encoder_weights: str | None = None,
     ):
         super().__init__()
@@ -163,7 +164,7 @@ class Mask2FormerInstance(ScopesegModel):
         self.encoder_weights = encoder_weights
         self.num_queries, self.dec_layers, self.heads = num_queries, dec_layers, heads
         self.text_mode, self.quality_head, self.shared_matching = text, quality_head, shared_matching
-        self.refine, self.box_head = refine, box_head
+        self.refine, self.box_head, self.mask_pool = refine, box_head, mask_pool
         cfg = _hf_config(hidden_dim, heads, enc_layers, ffn_dim, mask_dim)
         self.pixel_decoder = Mask2FormerPixelDecoder(cfg, feature_channels=list(encoder.out_channels[-4:]))
         nn.init.normal_(self.pixel_decoder.level_embed)
@@ -188,6 +189,12 @@ class Mask2FormerInstance(ScopesegModel):
             self.class_bias = nn.Parameter(torch.zeros(()))
             self.no_object = nn.Linear(hidden_dim, 1)
             self.fusion = TextFusion(text, hidden_dim, heads)
+        if mask_pool:
+            # the stride-4 pixel features under each query's mask, added to the query before the class head:
+            # the decoder attends at strides 32/16/8 only, where an instrument's jaws are a pixel or two
+            self.pool_proj = MLP(mask_dim, hidden_dim, hidden_dim, 2)
+            nn.init.zeros_(self.pool_proj.layers[-1].weight)  # starts as the plain class head
+            nn.init.zeros_(self.pool_proj.layers[-1].bias)
         if quality_head:
             self.quality = MLP(hidden_dim + 2, hidden_dim, 1, 2)  # query + (max class prob, mask confidence)
         if box_head:
@@ -221,20 +228,21 @@ class Mask2FormerInstance(ScopesegModel):
     # ------------------------------------------------------------------------------------------ heads
     def _heads(self, q: torch.Tensor, mask_features: torch.Tensor, text: torch.Tensor | None) -> dict:
         h = self.decoder_norm(q)  # (B, Q, D)
+        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(h), mask_features)
+        c = h + self.pool_proj(_mask_pool(masks, mask_features)) if self.mask_pool else h
         if text is None:
-            logits = self.class_head(h)
+            logits = self.class_head(c)
         else:
-            a = F.normalize(self.query_proj(h), dim=-1)
+            a = F.normalize(self.query_proj(c), dim=-1)
             t = F.normalize(text, dim=-1)
             sim = torch.einsum("bqd,kd->bqk", a, t) * self.logit_scale.exp() + self.class_bias
-            logits = torch.cat([sim, self.no_object(h)], -1)
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(h), mask_features)
+            logits = torch.cat([sim, self.no_object(c)], -1)
         out = {"logits": logits, "masks": masks}
         if self.quality_head:
             prob = logits.softmax(-1)[..., :-1].max(-1).values.detach()
             mp = torch.sigmoid(masks.detach())
             conf = (mp * (mp > 0.5)).flatten(2).sum(-1) / ((mp > 0.5).flatten(2).sum(-1) + 1e-6)
-            out["quality"] = self.quality(torch.cat([h, prob.unsqueeze(-1), conf.unsqueeze(-1)], -1)).squeeze(
+            out["quality"] = self.quality(torch.cat([c, prob.unsqueeze(-1), conf.unsqueeze(-1)], -1)).squeeze(
                 -1
             )
         if self.box_head:
@@ -308,6 +316,15 @@ class Mask2FormerInstance(ScopesegModel):
         return o["logits"], masks, quality, boxes
 
 
+def _mask_pool(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Mean of ``features (B, C, H, W)`` weighted by each query's mask probability ``(B, Q, H, W)`` -> (B, Q, C).
+
+    The weights are detached so the class loss shapes the features, not the masks (as masked attention does).
+    """
+    w = torch.sigmoid(masks.detach())
+    return torch.einsum("bqhw,bchw->bqc", w, features) / (w.sum((-2, -1)).unsqueeze(-1) + 1.0)
+
+
 class TextMask2Former(Mask2FormerInstance):
     """LEMIS-style Mask2Former: classes are class-name embeddings (MiniLM), fused into the queries."""
 
@@ -369,6 +386,7 @@ def _factory(encoder: str):
         shared_matching: bool = False,
         refine: bool = False,
         box_head: bool = False,
+        mask_pool: bool = False,
     ) -> nn.Module:
         return build_instance_model(
             encoder,
@@ -386,6 +404,7 @@ def _factory(encoder: str):
             shared_matching=shared_matching,
             refine=refine,
             box_head=box_head,
+            mask_pool=mask_pool,
         )
 
     return make

@@ -121,12 +121,18 @@ def main() -> None:
     for name, ds in real_sets().items():
         res["real"][name] = evaluate_instances(base, ds, agnostic)
         print(name, json.dumps(res["real"][name]), flush=True)
-    res["info"]["load_average"] = os.getloadavg()
+    res["info"]["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    res["info"]["torch_threads"] = __import__("torch").get_num_threads()
+    run = Path(args.checkpoint).parent / "result.json"  # the training run's budget, when it is a run's best/
+    if run.is_file():
+        res["info"]["training"] = {k: v for k, v in json.loads(run.read_text()).items() if k != "run_dir"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     lines = [
-        f"Instance measurements of `{args.checkpoint}`; CPU {res['info']['cpu']} ({', '.join(res['info']['flags'])}).",
+        f"Instance measurements of `{args.checkpoint}`; CPU {res['info']['cpu']} ({', '.join(res['info']['flags'])}), "
+        f"{res['info']['torch_threads']} torch threads, load average {res['info']['load_average']}.",
+        f"Training run: {json.dumps(res['info'].get('training', 'unknown'))}.",
         "",
         "| evaluation | segm AP | AP50 | AP75 | TAPIS mAP@0.5 |",
         "|---|---|---|---|---|",

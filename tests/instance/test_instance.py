@@ -91,6 +91,24 @@ def test_save_load_round_trip_keeps_outputs_and_text_table(tmp_path):
             torch.testing.assert_close(a, b)
 
 
+def test_text_noise_perturbs_training_only():
+    model = tiny("cross_attention")
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():  # no other randomness in a training forward
+        torch.testing.assert_close(
+            model.train().forward_all(x)["out"]["logits"], model.forward_all(x)["out"]["logits"]
+        )
+    model.text_noise = 0.5
+    with torch.no_grad():
+        a, b = model.train().forward_all(x)["out"]["logits"], model.forward_all(x)["out"]["logits"]
+        c, d = model.eval()(x)[0], model(x)[0]
+    assert (a - b).abs().max() > 1e-4  # fresh noise every training forward
+    torch.testing.assert_close(c, d)
+    model.text_noise = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], c)  # inference never sees the noise
+
+
 @pytest.mark.parametrize("text", ["additive", "cross_attention"])
 def test_text_changes_outputs_when_names_change(text):
     model = tiny(text).eval()

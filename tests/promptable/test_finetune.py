@@ -112,48 +112,17 @@ def test_frozen_encoder_is_unchanged_and_encoded_once_per_image(blob_data, tmp_p
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(blob_data, tmp_path):
-    """Promptable fine-tuning under DDP: two CPU processes (gloo) launched by the CLI, as a user runs it
-    (Lightning relaunches the command for rank 1, so it must be a real subprocess)."""
-    import os
-    import subprocess
-    import sys
+    """Promptable fine-tuning under DDP: two CPU processes (gloo) launched by the CLI."""
+    from tests.conftest import run_ddp_train
 
     from scopeseg.models.checkpoints import load_model
     from scopeseg.models.registry import create_model
     from scopeseg.models.sam.model import TINY_ARCH
 
     arch = [f"model_args.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in TINY_ARCH.items()]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [
-        sys.executable,
-        "-m",
-        "scopeseg.cli",
-        "-q",
-        "train",
-        "preset=litemedsam-finetune",
-        f"data={blob_data}",
-        f"val_data={blob_data}",
-        f"out={tmp_path / 'ddp'}",
-        "pretrained=false",
-        "epochs=2",
-        "batch_size=1",
-        "lr=3e-3",
-        "schedule=none",
-        "accelerator=cpu",
-        "devices=2",
-        "strategy=ddp",
-        *arch,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import csv
-
-    run = tmp_path / "ddp"
-    rows = list(csv.DictReader((run / "logs" / "csv" / "metrics.csv").open()))
-    losses = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
-    assert len(losses) == 2 and all(np.isfinite(losses)), losses  # both epochs ran (rank 0 logs)
-    hp = (run / "logs" / "csv" / "hparams.yaml").read_text()
-    assert "devices: 2" in hp and "strategy: ddp" in hp
+    over = ["preset=litemedsam-finetune", f"data={blob_data}", f"val_data={blob_data}", "pretrained=false",
+            "batch_size=1", "lr=3e-3", "schedule=none", *arch]  # fmt: skip
+    run = run_ddp_train(over, tmp_path / "ddp", epochs=2)
     tuned = load_model(run / "best")
     init = create_model("litemedsam", pretrained=False, **TINY_ARCH)
     assert tuned.state_dict().keys() == init.state_dict().keys()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -112,28 +109,11 @@ def test_cli_train_bad_override_exits_2(capsys):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(disc_data, tmp_path):
-    """Lightning relaunches the command for rank 1: run the CLI in a subprocess (ENVIRONMENT.md trap)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [
-        sys.executable,
-        "-m",
-        "scopeseg.cli",
-        "-q",
-        "train",
-        f"data={disc_data}",
-        f"out={tmp_path / 'ddp'}",
-        *BASE,
-        "epochs=1",
-        "accelerator=cpu",
-        "devices=2",
-        "strategy=ddp",
-        "report=false",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
-    hp = tmp_path / "ddp" / "logs" / "csv" / "hparams.yaml"
-    assert hp.is_file()
+    """Semantic training under DDP: two CPU processes (gloo) launched by the CLI."""
+    from tests.conftest import run_ddp_train
+
+    run = run_ddp_train([f"data={disc_data}", *BASE, "report=false"], tmp_path / "ddp", epochs=1)
+    assert (run / "best" / "model.safetensors").is_file()
 
 
 def test_validation_scores_are_the_protocols_and_average_over_ranks():

@@ -200,15 +200,8 @@ def test_embedding_cache_is_computed_once_and_frozen_decoder_stays(tmp_path):
 
 @pytest.mark.slow
 def test_clip_training_ddp_two_cpu_processes(tmp_path):
-    """Clip training of the memory head under DDP: two CPU processes (gloo) launched by the CLI, as a user runs it
-    (Lightning relaunches the command for rank 1, so it must be a real subprocess)."""
-    import csv
-    import os
-    import subprocess
-    import sys
-
-    import numpy as np
-    from tests.conftest import make_disc_videos
+    """Clip training of the memory head under DDP: two CPU processes (gloo) launched by the CLI."""
+    from tests.conftest import make_disc_videos, run_ddp_train
 
     from scopeseg.models.checkpoints import load_model
     from scopeseg.models.video.memory import TINY_HEAD
@@ -216,16 +209,7 @@ def test_clip_training_ddp_two_cpu_processes(tmp_path):
     data = make_disc_videos(tmp_path / "discs", videos=4, frames=4, size=(48, 64))
     args = [f"model_args.{k}={v}" for k, v in TINY_HEAD.items() if k not in ("pretrained", "base_args")]
     args += [f"model_args.base_args.{k}={v}" for k, v in TINY_HEAD["base_args"].items()]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "scopeseg.cli", "-q", "train", "preset=litemedsam-memory-video", f"data={data}",
-           f"out={tmp_path / 'ddp'}", "pretrained=false", "epochs=2", "clip_length=2", "limit_train_batches=null",
-           "accelerator=cpu", "devices=2", "strategy=ddp", *args]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    run = tmp_path / "ddp"
-    rows = list(csv.DictReader((run / "logs" / "csv" / "metrics.csv").open()))
-    losses = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
-    assert len(losses) == 2 and all(np.isfinite(losses)), losses  # both epochs ran (rank 0 logs)
-    hp = (run / "logs" / "csv" / "hparams.yaml").read_text()
-    assert "devices: 2" in hp and "strategy: ddp" in hp
+    over = ["preset=litemedsam-memory-video", f"data={data}", "pretrained=false", "clip_length=2",
+            "limit_train_batches=null", *args]  # fmt: skip
+    run = run_ddp_train(over, tmp_path / "ddp", epochs=2)
     assert type(load_model(run / "best")).__name__ == "MemorySAM"

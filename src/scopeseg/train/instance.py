@@ -64,6 +64,9 @@ class InstanceTrainConfig(TrainerOptions):
     box_head: bool = False
     #: class head also sees the stride-4 pixel features pooled under each query's mask
     mask_pool: bool = False
+    #: text models, training only: noise added to each class-name embedding (x its norm), so names that mean
+    #: the same (synonyms at inference) land on the same class
+    text_noise: float = Field(0.0, ge=0)
     encoder_lr_factor: float = Field(0.1, gt=0, le=1)
     #: encoder BatchNorm frozen (eval statistics, fixed affine) as in Mask2Former's backbones: batch-4
     #: statistics are noise, and the encoder's backward is ~25 % cheaper on CPU without them
@@ -278,6 +281,7 @@ class InstanceModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.cfg = cfg
+        model.text_noise = cfg.text_noise
         self.criterion = SetCriterion(
             len(model.classes), no_object_weight=cfg.no_object_weight, shared_matching=cfg.shared_matching
         )

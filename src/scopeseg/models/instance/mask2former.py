@@ -189,6 +189,7 @@ class Mask2FormerInstance(ScopesegModel):
             self.class_bias = nn.Parameter(torch.zeros(()))
             self.no_object = nn.Linear(hidden_dim, 1)
             self.fusion = TextFusion(text, hidden_dim, heads)
+        self.text_noise = 0.0  # a training setting (InstanceTrainConfig.text_noise), not part of the model
         if mask_pool:
             # the stride-4 pixel features under each query's mask, added to the query before the class head:
             # the decoder attends at strides 32/16/8 only, where an instrument's jaws are a pixel or two
@@ -220,7 +221,13 @@ class Mask2FormerInstance(ScopesegModel):
         self.classes = list(names)
 
     def _text(self) -> torch.Tensor:
-        return self.text_proj(self.text_table)
+        t = self.text_table
+        if self.training and self.text_noise > 0:
+            # training only: each class embedding jittered by isotropic noise of text_noise x its norm, so the
+            # learned projection cannot key on directions a synonym would not share (names change at inference)
+            scale = self.text_noise * t.norm(dim=-1, keepdim=True) / math.sqrt(t.shape[-1])
+            t = t + torch.randn_like(t) * scale
+        return self.text_proj(t)
 
     def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         return (torch.rand(batch, 3, 64, 96),)

@@ -143,7 +143,8 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, missing:
     info = {
         **cpu_info(),
         "minutes_per_variant": args.minutes,
-        "load_average": os.getloadavg(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "torch_threads": __import__("torch").get_num_threads(),
         "train": args.train,
         "heldout": args.heldout,
         "not_run": missing,
@@ -153,7 +154,8 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, missing:
     out.with_suffix(".json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     md = (
         f"Instance ablation: {args.minutes} min of training per variant (mask2former-tiny), held-out synthetic "
-        f"videos; CPU {info['cpu']} ({', '.join(info['flags'])}), {info['cores']} cores.\n\n" + table(rows)
+        f"videos; CPU {info['cpu']} ({', '.join(info['flags'])}), {info['cores']} cores, {info['torch_threads']} torch "
+        f"threads, load average {info['load_average']}.\n\n" + table(rows)
     )
     if missing:
         md += f"\nNot run (time budget): {', '.join(missing)}\n"

@@ -61,7 +61,7 @@ def finetune(
 
     run_dir = args.work / "runs" / name
     cached = run_dir.parent / f"{name}.json"
-    budget = {"steps": args.steps, "init": init, "n": n}
+    budget = {"steps": args.steps, "init": init, "n": n, "lr": args.lr, "train_size": args.train_size}
     if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
         return json.loads(cached.read_text())
     if args.cached_only:
@@ -82,6 +82,10 @@ def finetune(
     ]
     if init:
         overrides.append(f"init={init}")
+    if args.lr is not None:
+        overrides.append(f"lr={args.lr}")
+    if args.train_size is not None:
+        overrides.append(f"train_size={json.dumps(args.train_size)}")
     cfg = build_config(preset="unet-lite0-fewshot", overrides=overrides, task="semantic")
     t0 = time.time()
     res = train(cfg)
@@ -90,6 +94,8 @@ def finetune(
         "name": name,
         "budget": budget,
         "epochs": epochs,
+        "lr": cfg.lr,
+        "train_size": list(cfg.train_size),
         "train_seconds": round(time.time() - t0, 1),
         "loadavg_1": round(os.getloadavg()[0], 2),
         "dice": ev["summary"]["dice_mean_per_image"],
@@ -147,7 +153,8 @@ def polyp_init(args) -> str:
     cfg = build_config(
         preset="unet-lite0",
         overrides=[f"data={data}", f"out={best.parent}", "overwrite=true", "mode=binary", "categories=[polyp]",
-                   "val_fraction=0.17", "epochs=12", "val_every=3", f"max_minutes={args.polyp_minutes}", "train_size=[192,288]", "augment=real",
+                   "val_fraction=0.17", f"epochs={args.polyp_epochs}", "val_every=1", f"max_minutes={args.polyp_minutes}",
+                   "train_size=[192,288]", f"augment={args.polyp_augment}",
                    "report=false", "accelerator=cpu", "seed=0"],
         task="semantic",
     )  # fmt: skip
@@ -180,10 +187,13 @@ def polyp(args, real: dict[str, Path]) -> list[dict[str, Any]]:
 
 
 def markdown(out: dict[str, Any]) -> str:
+    trained = [r for r in out["rows"] if "lr" in r]
+    lr = f"{trained[0]['lr']:g}" if trained else "(preset)"
+    size = "x".join(map(str, trained[0]["train_size"])) if trained else "(preset size)"
     lines = [
         "# Few-shot: synthetic pre-training + fine-tuning on N real frames",
         "",
-        f"Fine-tuning: preset `unet-lite0-fewshot` ({out['steps']} steps, batch 4, 256x448, lr 5e-4 cosine, "
+        f"Fine-tuning: preset `unet-lite0-fewshot` ({out['steps']} steps, batch 4, {size}, lr {lr} cosine, "
         "augment real), last model kept; Dice = mean per frame of the held-out source at its own size. "
         "Laparoscopy: leave-one-source-out (the held-out source's frames are never trained on). "
         "Polyps: train Kvasir-SEG + EndoTect, test CVC-ClinicDB.",
@@ -207,6 +217,14 @@ def markdown(out: dict[str, Any]) -> str:
             best += [x["dice"] for x in rr["per_image"]]
         lines += ["", f"Lap, synthetic init, most real frames per held-out source: mean Dice over the {len(best)} frames "
                   f"{sum(best) / len(best):.3f} (goal 0.88)."]  # fmt: skip
+    pp = out.get("polyp_pretraining")
+    if pp:
+        lines += [
+            "",
+            f"Polyp synthetic pre-training: unet-lite0 (ImageNet encoder) on 6 synthetic videos x 40 frames with "
+            f"polyp_prob 1.0, {pp['epochs']} epochs (cap {pp['max_minutes']:g} min), 192x288, batch 8, lr 2e-3, "
+            f"augment {pp['augment']}, best checkpoint on a synthetic validation video.",
+        ]
     m = out["machine"]
     lines += [
         f"Machine: {m['cpu_count']} CPU cores shared with other jobs, flags {m['cpu_flags']}, "
@@ -224,18 +242,26 @@ def main() -> int:
     ap.add_argument(
         "--polyp-init", type=Path, help="synthetic pre-trained polyp checkpoint (else trained here)"
     )
-    ap.add_argument("--polyp-minutes", type=float, default=2.5, help="synthetic polyp pre-training budget")
+    ap.add_argument("--polyp-minutes", type=float, default=6.5, help="synthetic polyp pre-training time cap")
+    ap.add_argument(
+        "--polyp-epochs", type=int, default=4, help="synthetic polyp pre-training epochs (cosine)"
+    )
+    ap.add_argument("--polyp-augment", default="default", help="synthetic polyp pre-training augmentation")
     ap.add_argument("--parts", default="lap,polyp")
     ap.add_argument("--shots", default="5", help="N values besides 0 and 'all' (laparoscopy)")
     ap.add_argument("--polyp-shots", default="", help="N values besides 0 and 'all' (polyps)")
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--lr", type=float, help="fine-tuning lr (default: the preset's)")
+    ap.add_argument("--train-size", help="fine-tuning H,W (default: the preset's), e.g. 192,288")
     ap.add_argument("--cached-only", action="store_true", help="report the finished runs, train nothing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=Path("/tmp/18/fewshot"))
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--tag", default="", help="suffix of the results file names (e.g. _40steps)")
     args = ap.parse_args()
     args.shots = [int(x) for x in args.shots.split(",") if x]
+    args.train_size = [int(x) for x in args.train_size.split(",")] if args.train_size else None
     args.polyp_shots = [int(x) for x in args.polyp_shots.split(",") if x]
     parts = [p for p in args.parts.split(",") if p]
     if "lap" in parts and not (args.init and (args.init / "config.json").is_file()):
@@ -261,11 +287,16 @@ def main() -> int:
         "benchmark": "sim_to_real_fewshot",
         "steps": args.steps,
         "rows": rows,
+        "polyp_pretraining": (
+            {"epochs": args.polyp_epochs, "augment": args.polyp_augment, "max_minutes": args.polyp_minutes}
+            if "polyp" in parts and not args.polyp_init
+            else None
+        ),
         "machine": {**machine(), "cpu_flags": cpu_flags()},
         "command": "python benchmarks/sim_to_real_fewshot.py " + " ".join(sys.argv[1:]),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "sim_to_real_fewshot" + ("" if len(parts) == 2 else f"_{parts[0]}")
+    name = "sim_to_real_fewshot" + ("" if len(parts) == 2 else f"_{parts[0]}") + args.tag
     write_json(args.out / f"{name}.json", out, indent=2)
     write_text(args.out / f"{name}.md", markdown(out))
     print(markdown(out))

@@ -1,7 +1,7 @@
 """Ablation of the instance family: plain Mask2Former, +text (LEMIS), each SiMaskFormer switch, and all.
 
-Every variant trains the same tiny preset (``mask2former-tiny``, its ``mask_pool`` off unless named) on the same synthetic training videos for the
-same wall-clock budget (``--minutes``), then its best checkpoint is scored on held-out videos (other generator
+Every variant trains the same tiny preset (``mask2former-tiny``, its ``mask_pool`` off unless named) on the
+same synthetic training videos for the same wall-clock budget (``--minutes``), then its best checkpoint is scored on held-out videos (other generator
 seeds): COCO segm AP, AP50, AP75 (faster-coco-eval) and TAPIS mAP@0.5 (VOC-style, per-class score
 distributions). Budgets and steps done are recorded: variants that cost more per step get fewer steps.
 Results: ``benchmarks/results/instance_ablation.{json,md}`` with the CPU model and flags.
@@ -56,6 +56,13 @@ def cpu_info() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "flags": flags, "cores": os.cpu_count()}
+
+
+def run_conditions() -> dict[str, Any]:
+    """What the machine was doing at the end of a measurement: 1/5/15-min load and torch threads."""
+    import torch
+
+    return {"load_average": [round(v, 2) for v in os.getloadavg()], "torch_threads": torch.get_num_threads()}
 
 
 def run_variant(name: str, extra: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -143,8 +150,7 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, missing:
     info = {
         **cpu_info(),
         "minutes_per_variant": args.minutes,
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "torch_threads": __import__("torch").get_num_threads(),
+        **run_conditions(),
         "train": args.train,
         "heldout": args.heldout,
         "not_run": missing,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,14 @@ SYNONYMS = {
 }
 
 
-def _cpu() -> dict[str, Any]:
+def _ablation():
+    """The sibling benchmark module (``cpu_info``, ``run_conditions``), loaded by path."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("abl", ROOT / "instance_ablation.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.cpu_info()
+    return mod
 
 
 def real_sets() -> dict[str, Any]:
@@ -98,7 +98,8 @@ def main() -> None:
     base = predictor()
     classes = base.classes
     held = load_dataset(args.heldout)
-    res: dict[str, Any] = {"info": {**_cpu(), "checkpoint": args.checkpoint, "heldout": args.heldout}}
+    abl = _ablation()
+    res: dict[str, Any] = {"info": {**abl.cpu_info(), "checkpoint": args.checkpoint, "heldout": args.heldout}}
     res["heldout"] = evaluate_instances(base, held)
     print("heldout", json.dumps(res["heldout"]), flush=True)
     if base.model.text_conditioned:
@@ -121,8 +122,7 @@ def main() -> None:
     for name, ds in real_sets().items():
         res["real"][name] = evaluate_instances(base, ds, agnostic)
         print(name, json.dumps(res["real"][name]), flush=True)
-    res["info"]["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    res["info"]["torch_threads"] = __import__("torch").get_num_threads()
+    res["info"].update(abl.run_conditions())
     run = Path(args.checkpoint).parent / "result.json"  # the training run's budget, when it is a run's best/
     if run.is_file():
         res["info"]["training"] = {k: v for k, v in json.loads(run.read_text()).items() if k != "run_dir"}

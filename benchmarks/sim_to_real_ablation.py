@@ -51,11 +51,6 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tool_look": 0.6},
         {"augment": "default"},
     ),
-    "texture_tools": (
-        "tissue_texture=0.7 + tool_look=0.6 (the single changes that helped)",
-        {"tissue_texture": 0.7, "tool_look": 0.6},
-        {"augment": "default"},
-    ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",
         {"tissue_palette": 0.5, "tissue_texture": 0.7, "tool_look": 0.6},
@@ -240,13 +235,10 @@ def markdown(rows: list[dict], out: dict[str, Any]) -> str:
                 + " | ".join(f"{by[s]:.3f}" for s in short)
                 + f" | {r['synthetic_held_out_dice']:.3f} | {r['train_seconds']} |"
             )
-        means: dict[str, list[float]] = {}
-        for r in [*rows, *rep]:
-            means.setdefault(r["row"], []).append(r["real_dice_mean"])
         lines += [
             "",
             "Mean real Dice over the seeds run: "
-            + ", ".join(f"{k} {sum(v) / len(v):.3f} ({len(v)} seeds)" for k, v in means.items() if len(v) > 1)
+            + ", ".join(f"{k} {mean[k]:.3f} ({len(v)} seeds)" for k, v in seeds.items() if len(v) > 1)
             + ".",
         ]
     m = out["machine"]

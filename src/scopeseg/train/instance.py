@@ -248,7 +248,7 @@ def coco_ap_of(preds: list[list], targets: list[Target], size: tuple[int, int], 
     dts = []
     for i, (inst, t) in enumerate(zip(preds, targets)):
         gt["images"].append({"id": i + 1, "height": h, "width": w, "file_name": f"{i}.png"})
-        for m, lab in zip(t.masks.numpy() > 0.5, t.labels.tolist()):
+        for m, lab in zip(t.masks.cpu().numpy() > 0.5, t.labels.tolist()):
             r = rle_utils.encode(m)
             gt["annotations"].append(
                 {

@@ -327,7 +327,7 @@ class VideoModule(L.LightningModule):
                 losses.append(self.loss_fn(low[idx], target, pred_iou=iou[idx]))
                 for i in decoded:
                     if not rows[i][3]:  # scored: frames the model propagated to, not prompted ones
-                        scored.append({"pred": (low[i, 0] > 0).detach().cpu(), "gt": gt[t, rows[i][0]]})
+                        scored.append({"pred": (low[i, 0] > 0).detach().cpu(), "gt": gt[t, rows[i][0]].cpu()})
             for i, r in enumerate(rows):
                 k = r[0]
                 cur = low[i, 0].detach()
@@ -371,7 +371,9 @@ class VideoModule(L.LightningModule):
                 losses.append(self.loss_fn(low, gt[t, [ks[i] for i in decoded]].to(self.device)))
                 for i in decoded:
                     if (t, ks[i]) not in prompts:
-                        scored.append({"pred": (out.pred_masks[i, 0] > 0).detach().cpu(), "gt": gt[t, ks[i]]})
+                        scored.append(
+                            {"pred": (out.pred_masks[i, 0] > 0).detach().cpu(), "gt": gt[t, ks[i]].cpu()}
+                        )
             m.prune(session, t)
         return losses, scored
 

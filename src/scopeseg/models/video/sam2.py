@@ -48,6 +48,10 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 def sam2_config(layout: str, image_size: int, num_maskmem: int) -> Any:
     """The transformers ``Sam2VideoConfig`` of a layout at ``image_size`` (a multiple of 32)."""
     from transformers import Sam2VideoConfig
+    from transformers.models.sam2_video.configuration_sam2_video import (
+        Sam2VideoMaskDecoderConfig,
+        Sam2VideoPromptEncoderConfig,
+    )
 
     if layout not in LAYOUTS:
         raise ModelError(f"unknown SAM2 layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
@@ -68,9 +72,10 @@ def sam2_config(layout: str, image_size: int, num_maskmem: int) -> Any:
             "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
             "fpn_hidden_size": h,
         },
-        prompt_encoder_config={"hidden_size": h, "image_size": s, "mask_input_channels": 16},
-        mask_decoder_config={"hidden_size": h, "mlp_dim": lay["decoder_mlp"], "num_attention_heads": 8 if h >= 256 else 4,
-                             "iou_head_hidden_dim": h},
+        # sub-configs as objects: transformers 5.17 turned a mask_decoder_config dict into a prompt-encoder config
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(hidden_size=h, image_size=s, mask_input_channels=16),
+        mask_decoder_config=Sam2VideoMaskDecoderConfig(hidden_size=h, mlp_dim=lay["decoder_mlp"],
+                                                       num_attention_heads=8 if h >= 256 else 4, iou_head_hidden_dim=h),
         image_size=s,
         num_maskmem=num_maskmem,
         memory_attention_hidden_size=h,
@@ -143,8 +148,15 @@ class Sam2Video(ScopesegModel):
     def new_session(self, height: int, width: int) -> Any:
         from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
+        # everything on the model's device: a CPU session beside CUDA weights fails under autocast (seen on an H200)
+        dev = next(self.net.parameters()).device
         return Sam2VideoInferenceSession(
-            video_height=height, video_width=width, inference_device="cpu", dtype=torch.float32
+            video_height=height,
+            video_width=width,
+            inference_device=dev,
+            inference_state_device=dev,
+            video_storage_device=dev,
+            dtype=torch.float32,
         )
 
     def add_prompt(

@@ -102,6 +102,13 @@ def main() -> None:
     ap.add_argument("--box-shift", type=float, default=0.0, help="5 = MedSAM")
     ap.add_argument("--box-jitter", type=float, default=0.0)
     ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="also train on N synthetic frames (scopeseg synth, textured; a group of their own, never scored)",
+    )
+    ap.add_argument("--synthetic-weight", type=int, default=1, help="groups the synthetic frames count as")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sources", default=None, help="subset of the real sources (smoke runs)")
     ap.add_argument("--work", default="/tmp/18b")
@@ -166,6 +173,9 @@ def main() -> None:
                 objects[s] += prompt_objects(
                     model, np.ascontiguousarray(lab[:, ::-1]), key + "|flip", group=s
                 )
+    synth_objects = (
+        synthetic_objects(model, p0, args, work, train_emb, stored, disk) if args.synthetic else []
+    )
     cfg = build_config(
         preset="litemedsam-finetune",
         overrides=[
@@ -192,6 +202,8 @@ def main() -> None:
         "box_jitter": args.box_jitter,
         "hflip": not args.no_flip,
         "balance": "per source",
+        "synthetic_frames": args.synthetic,
+        "synthetic_groups": args.synthetic_weight if args.synthetic else 0,
         "trained": "prompt encoder + mask decoder (image encoder frozen)",
     }
     run["encode_seconds"] = encode_s
@@ -223,7 +235,7 @@ def main() -> None:
 
     for held in folds:
         model.load_state_dict(base)
-        train_objs = [o for s in sources if s != held for o in objects[s]]
+        train_objs = [o for s in sources if s != held for o in objects[s]] + synth_objects
         t0 = time.perf_counter()
         losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
         secs = time.perf_counter() - t0
@@ -242,7 +254,7 @@ def main() -> None:
         save()
     if args.final:
         model.load_state_dict(base)
-        train_objs = [o for s in sources for o in objects[s]]
+        train_objs = [o for s in sources for o in objects[s]] + synth_objects
         t0 = time.perf_counter()
         losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
         secs = time.perf_counter() - t0
@@ -267,6 +279,41 @@ def main() -> None:
         print(json.dumps({k: v for k, v in run["final"].items()}, indent=1), flush=True)
     save()
     print(render_md(result))
+
+
+def synthetic_objects(model, p0, args, work: Path, train_emb: dict, stored: dict, disk: Path) -> list:
+    """Objects of ``args.synthetic`` synthetic frames (one frame per video, generator seed 31, instruments and
+    polyps, textured tissue), their embeddings added to ``train_emb`` (and cached in ``disk``); the groups
+    ``synthetic0..`` (``--synthetic-weight`` of them) so balanced sampling draws them that often."""
+    from scopeseg.data.coco import load_dataset
+    from scopeseg.data.synthetic.config import SynthConfig
+    from scopeseg.data.synthetic.writer import generate
+    from scopeseg.models import weights as W
+    from scopeseg.train.promptable import prompt_objects
+
+    folder = work / f"synthetic{args.synthetic}"
+    if not (folder / "annotations.json").is_file():
+        cfg = SynthConfig(videos=args.synthetic, frames=1, size=(480, 736), seed=31, tissue_texture=0.7)
+        generate(folder, cfg, progress=False)
+    ds = load_dataset(folder)
+    objs, new = [], 0
+    for n, iid in enumerate(sorted(ds.images)):
+        key = f"synthetic/{iid}"
+        if key not in stored:
+            p0.set_image(ds.load_image(iid))
+            stored[key] = p0.get_embedding()[0]
+            new += 1
+        train_emb[key] = stored[key][0].half()
+        masks, _cats, _ids = ds.instance_masks(iid)
+        labels = np.zeros(masks.shape[1:], np.int32)
+        for k, m in enumerate(masks):
+            labels[m] = k + 1
+        group = f"synthetic{n % max(1, args.synthetic_weight)}"
+        objs += prompt_objects(model, labels, key, group=group)
+    if new:
+        W.save_safetensors(stored, disk)
+    print(f"synthetic: {len(ds.images)} frames, {len(objs)} objects ({new} encoded)", flush=True)
+    return objs
 
 
 def _agg(scores: dict, cases: dict, group: list[str]) -> tuple[float, float]:

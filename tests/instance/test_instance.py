@@ -77,7 +77,9 @@ def test_shared_matching_matches_once_per_step(monkeypatch):
 
 
 def test_save_load_round_trip_keeps_outputs_and_text_table(tmp_path):
-    model = tiny("cross_attention", quality_head=True, refine=True, box_head=True, mask_pool=True).eval()
+    model = tiny(
+        "cross_attention", quality_head=True, refine=True, box_head=True, mask_pool=True, pool_max=True
+    ).eval()
     torch.nn.init.normal_(model.pool_proj.layers[-1].weight)  # zero at init: make the pooled path count
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
@@ -268,3 +270,62 @@ def test_frozen_encoder_norms_stay_in_eval_mode():
     assert model.pixel_decoder.training and model.encoder.training
     module = InstanceModule(tiny(), InstanceTrainConfig(freeze_encoder_bn=False)).train()
     assert all(m.training for m in module._encoder_norms())
+
+
+@pytest.mark.parametrize("encoder", ["efficientnet-lite0", "mobilenetv2"])
+def test_freeze_encoder_at_trains_only_the_later_encoder_layers(encoder):
+    from scopeseg.models.encoders import create_encoder
+    from scopeseg.train.instance import InstanceModule, InstanceTrainConfig
+
+    enc = create_encoder(encoder)
+    sizes = [sum(p.numel() for m in enc.feature_prefix(n) for p in m.parameters()) for n in range(6)]
+    assert sizes[0] == 0 and sizes == sorted(sizes) and sizes[5] <= sum(p.numel() for p in enc.parameters())
+    with pytest.raises(ModelError):
+        enc.feature_prefix(6)
+
+    model = tiny()
+    module = InstanceModule(model, InstanceTrainConfig(freeze_encoder_at=2, freeze_encoder_bn=False)).train()
+    frozen = {id(p) for m in model.encoder.feature_prefix(2) for p in m.parameters()}
+    assert len(frozen) > 10
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    x = torch.rand(2, 3, 64, 96)
+    module.criterion(model.forward_all(x), targets(2, 64, 96)).backward()
+    opt.step()
+    for n, p in model.named_parameters():
+        changed = not torch.equal(before[n], p.detach())
+        if id(p) in frozen:
+            assert not changed and p.grad is None, n
+    assert any(
+        not torch.equal(before[n], p.detach())
+        for n, p in model.named_parameters()
+        if n.startswith("encoder.")
+    )
+    # the frozen prefix keeps its BatchNorm statistics (eval mode) even with freeze_encoder_bn=False
+    prefix_norms = [
+        m
+        for mod in model.encoder.feature_prefix(2)
+        for m in mod.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    assert prefix_norms and not any(m.training for m in prefix_norms)
+    assert any(m.training for m in module._encoder_norms())
+
+
+def test_mask_pool_mean_and_max_by_hand():
+    from scopeseg.models.instance.mask2former import _mask_pool
+
+    feats = torch.tensor([[[[1.0, -2.0], [3.0, -4.0]], [[-1.0, -5.0], [0.5, 2.0]]]])  # (1, 2 channels, 2, 2)
+    big = 20.0  # sigmoid(20) = 1, sigmoid(-20) = 0
+    masks = torch.full((1, 2, 2, 2), -big)
+    masks[0, 0, 0, :] = big  # query 0: the top row
+    out = _mask_pool(masks, feats, with_max=True)  # query 1: an empty mask
+    assert out.shape == (1, 2, 4)
+    w = torch.sigmoid(masks)
+    mean0 = (w[0, 0] * feats[0]).sum((-2, -1)) / (w[0, 0].sum() + 1.0)
+    assert torch.allclose(out[0, 0, :2], mean0)
+    assert out[0, 0, 2:].tolist() == [1.0, -1.0]  # channel-wise max over the top row (negatives kept)
+    assert out[0, 1, 2:].tolist() == [0.0, 0.0]  # an empty mask pools to zero, not -inf
+    assert torch.equal(_mask_pool(masks, feats), out[..., :2])
+    with pytest.raises(ModelError, match="pool_max needs mask_pool"):
+        tiny(pool_max=True)

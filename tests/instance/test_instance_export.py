@@ -25,6 +25,7 @@ def checkpoint(tmp_path_factory):
         refine=True,
         box_head=True,
         mask_pool=True,
+        pool_max=True,
     ).eval()
     torch.nn.init.normal_(model.pool_proj.layers[-1].weight)  # zero at init: make the pooled path count
     model.config["input_size"] = [64, 96]

@@ -67,6 +67,21 @@ class Encoder(nn.Module):
     input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     strides: tuple[int, ...] = (2, 4, 8, 16, 32)
 
+    def layers(self) -> list[nn.Module]:
+        """The trunk's modules in input order, each entry ending at most one feature tap (``self.taps``)."""
+        raise NotImplementedError
+
+    def feature_prefix(self, n: int) -> list[nn.Module]:
+        """The modules that compute the first ``n`` feature maps (strides 2 .. 2**n): what detectron2's
+        ``FREEZE_AT = n`` freezes (0: none)."""
+        if not 0 <= n <= len(self.taps):
+            raise ModelError(f"freeze_at must be 0..{len(self.taps)}, got {n}")
+        return [] if n == 0 else self.layers()[: self._layer_end(self.taps[n - 1])]
+
+    def _layer_end(self, tap: int) -> int:
+        """Index into ``layers()`` just past the block numbered ``tap``."""
+        return tap + 1
+
 
 # ------------------------------------------------------------------------------------------ EfficientNet-Lite
 
@@ -189,6 +204,12 @@ class EfficientNetLiteEncoder(Encoder):
         self.out_channels = tuple(chans)
         self.head_channels = cin
 
+    def layers(self) -> list[nn.Module]:
+        return [self._conv_stem, self._bn0, *self._blocks]
+
+    def _layer_end(self, tap: int) -> int:
+        return tap + 3  # stem conv and BN come first
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
         feats = []
@@ -264,6 +285,9 @@ class MobileNetV2Encoder(Encoder):
         self.features = nn.Sequential(*layers)
         self.taps = _MBV2_TAPS
         self.out_channels = (in_channels,) + tuple(_channels_at(self.features, i) for i in _MBV2_TAPS)
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.features)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []

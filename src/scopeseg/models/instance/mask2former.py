@@ -141,6 +141,7 @@ class Mask2FormerInstance(ScopesegModel):
         refine: bool = False,
         box_head: bool = False,
         mask_pool: bool = False,
+        pool_max: bool = False,
         encoder_weights: str | None = None,
     ):
         super().__init__()
@@ -165,6 +166,9 @@ class Mask2FormerInstance(ScopesegModel):
         self.num_queries, self.dec_layers, self.heads = num_queries, dec_layers, heads
         self.text_mode, self.quality_head, self.shared_matching = text, quality_head, shared_matching
         self.refine, self.box_head, self.mask_pool = refine, box_head, mask_pool
+        if pool_max and not mask_pool:
+            raise ModelError("pool_max needs mask_pool=true (it adds the max to the mask-pooled mean)")
+        self.pool_max = pool_max
         cfg = _hf_config(hidden_dim, heads, enc_layers, ffn_dim, mask_dim)
         self.pixel_decoder = Mask2FormerPixelDecoder(cfg, feature_channels=list(encoder.out_channels[-4:]))
         nn.init.normal_(self.pixel_decoder.level_embed)
@@ -193,7 +197,9 @@ class Mask2FormerInstance(ScopesegModel):
         if mask_pool:
             # the stride-4 pixel features under each query's mask, added to the query before the class head:
             # the decoder attends at strides 32/16/8 only, where an instrument's jaws are a pixel or two
-            self.pool_proj = MLP(mask_dim, hidden_dim, hidden_dim, 2)
+            # pool_max: the channel-wise max under the mask beside the mean, so a small distinctive part (a
+            # coloured head on a long black shaft) is not averaged away
+            self.pool_proj = MLP(mask_dim * (2 if pool_max else 1), hidden_dim, hidden_dim, 2)
             nn.init.zeros_(self.pool_proj.layers[-1].weight)  # starts as the plain class head
             nn.init.zeros_(self.pool_proj.layers[-1].bias)
         if quality_head:
@@ -236,7 +242,7 @@ class Mask2FormerInstance(ScopesegModel):
     def _heads(self, q: torch.Tensor, mask_features: torch.Tensor, text: torch.Tensor | None) -> dict:
         h = self.decoder_norm(q)  # (B, Q, D)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(h), mask_features)
-        c = h + self.pool_proj(_mask_pool(masks, mask_features)) if self.mask_pool else h
+        c = h + self.pool_proj(_mask_pool(masks, mask_features, self.pool_max)) if self.mask_pool else h
         if text is None:
             logits = self.class_head(c)
         else:
@@ -323,13 +329,23 @@ class Mask2FormerInstance(ScopesegModel):
         return o["logits"], masks, quality, boxes
 
 
-def _mask_pool(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Mean of ``features (B, C, H, W)`` weighted by each query's mask probability ``(B, Q, H, W)`` -> (B, Q, C).
+def _mask_pool(masks: torch.Tensor, features: torch.Tensor, with_max: bool = False) -> torch.Tensor:
+    """Mean of ``features (B, C, H, W)`` weighted by each query's mask probability ``(B, Q, H, W)`` -> (B, Q, C);
+    ``with_max``: concatenated with the max of the features over each mask's pixels (p > 0.5; 0 for an empty
+    mask) -> (B, Q, 2C).
 
     The weights are detached so the class loss shapes the features, not the masks (as masked attention does).
     """
     w = torch.sigmoid(masks.detach())
-    return torch.einsum("bqhw,bchw->bqc", w, features) / (w.sum((-2, -1)).unsqueeze(-1) + 1.0)
+    mean = torch.einsum("bqhw,bchw->bqc", w, features) / (w.sum((-2, -1)).unsqueeze(-1) + 1.0)
+    if not with_max:
+        return mean
+    inside = (w > 0.5).flatten(2).unsqueeze(2)  # (B, Q, 1, HW)
+    f = features.flatten(2).unsqueeze(1)  # (B, 1, C, HW)
+    low = torch.finfo(f.dtype).min
+    peak = torch.where(inside, f, torch.full_like(f, low)).amax(-1)  # (B, Q, C)
+    peak = torch.where(inside.any(-1), peak, torch.zeros_like(peak))
+    return torch.cat([mean, peak], -1)
 
 
 class TextMask2Former(Mask2FormerInstance):
@@ -394,6 +410,7 @@ def _factory(encoder: str):
         refine: bool = False,
         box_head: bool = False,
         mask_pool: bool = False,
+        pool_max: bool = False,
     ) -> nn.Module:
         return build_instance_model(
             encoder,
@@ -412,6 +429,7 @@ def _factory(encoder: str):
             refine=refine,
             box_head=box_head,
             mask_pool=mask_pool,
+            pool_max=pool_max,
         )
 
     return make

@@ -41,32 +41,35 @@ def sh(name, *args, timeout=240):
     return p.returncode
 
 
-def result(run, name):
-    f = WORK / run / "result.json"
-    if f.exists():
+def train(name: str, *keys: str, out: str | None = None, timeout: int = 240) -> bool:
+    """``scopeseg train`` on the accelerator into WORK/<out or name>; its result.json into the summary."""
+    run = WORK / (out or name)
+    data = f"data={WORK / 'train'}"
+    rc = sh(name, "train", *keys, data, f"out={run}", f"accelerator={ACC}", "overwrite=true", timeout=timeout)
+    f = run / "result.json"
+    if rc == 0 and f.exists():
         r = json.loads(f.read_text())
         keep = {k: v for k, v in r.items() if isinstance(v, (int, float, str)) or k in ("val", "metrics")}
         summary[name]["result"] = keep
         print(json.dumps(keep)[:1500], flush=True)
+    return rc == 0
 
 
-try:
+def main() -> None:
     import torch
 
-    summary["torch"] = torch.__version__
-    summary["cuda"] = torch.cuda.is_available()
+    summary.update(torch=torch.__version__, cuda=torch.cuda.is_available())
     if torch.cuda.is_available():
-        summary["gpu"] = torch.cuda.get_device_name(0)
-        summary["bf16"] = torch.cuda.is_bf16_supported()
+        summary.update(gpu=torch.cuda.get_device_name(0), bf16=torch.cuda.is_bf16_supported())
     print(summary, flush=True)
-    v, f = ("4", "2") if SMALL else ("48", "2")
     if not (WORK / "train").exists():
+        n = "4" if SMALL else "48"
         sh(
             "synth_train",
             "synth",
             str(WORK / "train"),
-            f"videos={v}",
-            f"frames={f}",
+            f"videos={n}",
+            "frames=2",
             "size=240x368",
             "seed=11",
             "polyp_prob=0",
@@ -81,148 +84,65 @@ try:
             "seed=2",
             "polyp_prob=0",
         )
-    ep = "1" if SMALL else "4"
-    common = [f"accelerator={ACC}", "overwrite=true"]
-    # semantic, precision auto (bf16-mixed on an H200) and fp32
-    ONLY = os.environ.get("ONLY", "")
-    for prec in () if ONLY else ("auto", "32-true"):
-        n = f"unet_{prec}"
-        if (
+    ep = 1 if SMALL else 4
+    only = os.environ.get("ONLY", "")  # "sam2": that step alone (a rerun after a fix)
+    if not only:
+        # semantic: precision auto (bf16-mixed on a bf16 GPU) and fp32, then resume one more epoch on the device
+        for prec in ("auto", "32-true"):
+            train(f"unet_{prec}", "preset=unet-lite0", f"epochs={ep}", f"precision={prec}", "batch_size=8")
+        train(
+            "unet_resume",
+            "preset=unet-lite0",
+            f"epochs={ep + 1}",
+            f"resume={WORK / 'unet_auto'}",
+            "batch_size=8",
+            out="unet_auto",
+        )
+        sh(
+            "unet_predict",
+            "predict",
+            str(WORK / "unet_auto" / "best"),
+            str(WORK / "held"),
+            str(WORK / "unet_pred"),
+            "--overwrite",
+        )
+        # instance, every SiMaskFormer switch (text needs MiniLM, 90 MB, not carried), then predict + COCO AP
+        switches = ("quality_head=true", "shared_matching=true", "refine=true", "box_head=true")
+        pred, ev = WORK / "m2f_pred", WORK / "m2f_eval"
+        if train(
+            "m2f_all", "preset=mask2former-tiny", f"epochs={ep}", *switches, "max_minutes=3", timeout=400
+        ) and (
             sh(
-                n,
-                "train",
-                "preset=unet-lite0",
-                f"data={WORK / 'train'}",
-                f"out={WORK / n}",
-                f"epochs={ep}",
-                f"precision={prec}",
-                "batch_size=8",
-                *common,
+                "m2f_predict",
+                "predict",
+                str(WORK / "m2f_all" / "best"),
+                str(WORK / "held"),
+                str(pred),
+                "--overwrite",
             )
             == 0
         ):
-            result(n, n)
-    # resume on the accelerator: one more epoch from the auto run
-    n = "unet_resume"
-    if (
-        not ONLY
-        and sh(
-            n,
-            "train",
-            "preset=unet-lite0",
-            f"data={WORK / 'train'}",
-            f"out={WORK / 'unet_auto'}",
-            f"epochs={int(ep) + 1}",
-            f"resume={WORK / 'unet_auto'}",
-            "batch_size=8",
-            *common,
-        )
-        == 0
-    ):
-        result("unet_auto", n)
-    ONLY or sh(
-        "unet_predict",
-        "predict",
-        str(WORK / "unet_auto" / "best"),
-        str(WORK / "held"),
-        str(WORK / "unet_pred"),
-        "--overwrite",
-    )
-    # instance: every SiMaskFormer switch (text needs MiniLM, 90 MB, not carried)
-    n = "m2f_all"
-    if (
-        ONLY != "sam2"
-        and sh(
-            n,
-            "train",
-            "preset=mask2former-tiny",
-            f"data={WORK / 'train'}",
-            f"out={WORK / n}",
-            f"epochs={ep}",
-            "quality_head=true",
-            "shared_matching=true",
-            "refine=true",
-            "box_head=true",
-            "max_minutes=3",
-            *common,
-            timeout=400,
-        )
-        == 0
-    ):
-        result(n, n)
-    if (
-        ONLY != "sam2"
-        and sh(
-            "m2f_predict",
-            "predict",
-            str(WORK / n / "best"),
-            str(WORK / "held"),
-            str(WORK / "m2f_pred"),
-            "--overwrite",
-        )
-        == 0
-    ):
-        sh(
-            "m2f_eval",
-            "evaluate",
-            str(WORK / "held"),
-            str(WORK / "m2f_pred" / "results.json"),
-            str(WORK / "m2f_eval"),
-            "protocol=coco",
-            "--overwrite",
-        )
-        if (WORK / "m2f_eval" / "metrics.json").exists():
-            summary["m2f_eval"]["metrics"] = json.loads((WORK / "m2f_eval" / "metrics.json").read_text())
-    n = "m2f_fp32"
-    if (
-        ONLY != "sam2"
-        and sh(
-            n,
-            "train",
-            "preset=mask2former-tiny",
-            f"data={WORK / 'train'}",
-            f"out={WORK / n}",
-            "epochs=1",
-            "precision=32-true",
-            *common,
-        )
-        == 0
-    ):
-        result(n, n)
-    # promptable (LiteMedSAM layout, random init: the weights are not carried)
-    n = "medsam"
-    if (
-        not ONLY
-        and sh(
-            n,
-            "train",
-            "preset=litemedsam-finetune",
-            "pretrained=false",
-            f"data={WORK / 'train'}",
-            f"out={WORK / n}",
-            "epochs=1",
-            *common,
-        )
-        == 0
-    ):
-        result(n, n)
+            sh(
+                "m2f_eval",
+                "evaluate",
+                str(WORK / "held"),
+                str(pred / "results.json"),
+                str(ev),
+                "protocol=coco",
+                "--overwrite",
+            )
+            if (ev / "metrics.json").exists():
+                summary["m2f_eval"]["metrics"] = json.loads((ev / "metrics.json").read_text())
+        train("m2f_fp32", "preset=mask2former-tiny", "epochs=1", "precision=32-true")
+        # promptable (LiteMedSAM layout, random init: the weights are not carried)
+        train("medsam", "preset=litemedsam-finetune", "pretrained=false", "epochs=1")
     # SAM2 video clips from scratch
-    n = "sam2"
-    if (
-        sh(
-            n,
-            "train",
-            "preset=sam2-tiny-video",
-            f"data={WORK / 'train'}",
-            f"out={WORK / n}",
-            "epochs=1",
-            "clip_length=2",
-            *common,
-            timeout=400,
-        )
-        == 0
-    ):
-        result(n, n)
-finally:
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(json.dumps(summary, default=str)[:4000])
+    train("sam2", "preset=sam2-tiny-video", "epochs=1", "clip_length=2", timeout=400)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        (OUT / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        print(json.dumps(summary, default=str)[:4000])

@@ -66,9 +66,11 @@ class Encoder(nn.Module):
     input_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     input_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     strides: tuple[int, ...] = (2, 4, 8, 16, 32)
+    #: how many ``layers()`` entries come before the blocks that ``self.taps`` numbers (a separate stem)
+    stem_layers: int = 0
 
     def layers(self) -> list[nn.Module]:
-        """The trunk's modules in input order, each entry ending at most one feature tap (``self.taps``)."""
+        """The trunk's modules in input order: ``stem_layers`` stem modules, then the blocks ``taps`` index."""
         raise NotImplementedError
 
     def feature_prefix(self, n: int) -> list[nn.Module]:
@@ -76,11 +78,7 @@ class Encoder(nn.Module):
         ``FREEZE_AT = n`` freezes (0: none)."""
         if not 0 <= n <= len(self.taps):
             raise ModelError(f"freeze_at must be 0..{len(self.taps)}, got {n}")
-        return [] if n == 0 else self.layers()[: self._layer_end(self.taps[n - 1])]
-
-    def _layer_end(self, tap: int) -> int:
-        """Index into ``layers()`` just past the block numbered ``tap``."""
-        return tap + 1
+        return [] if n == 0 else self.layers()[: self.stem_layers + self.taps[n - 1] + 1]
 
 
 # ------------------------------------------------------------------------------------------ EfficientNet-Lite
@@ -204,11 +202,10 @@ class EfficientNetLiteEncoder(Encoder):
         self.out_channels = tuple(chans)
         self.head_channels = cin
 
+    stem_layers = 2  # _conv_stem, _bn0
+
     def layers(self) -> list[nn.Module]:
         return [self._conv_stem, self._bn0, *self._blocks]
-
-    def _layer_end(self, tap: int) -> int:
-        return tap + 3  # stem conv and BN come first
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))

@@ -2,8 +2,8 @@
 
 The image encoder is frozen, so every image (and its horizontal flip) is encoded once by the original model's
 torch engine and the prompt encoder + mask decoder train on the cached embeddings
-(``scopeseg.train.promptable.fit_on_embeddings``, preset ``litemedsam-finetune`` with box jitter as in the
-MedSAM recipe). For each held-out source the decoder restarts from the original weights and trains on the
+(``scopeseg.train.promptable.fit_on_embeddings``, preset ``litemedsam-scope``: Dice per object + BCE + IoU
+MSE, box jitter as in the MedSAM recipe). For each held-out source the decoder restarts from the original weights and trains on the
 objects of every OTHER source (class-balanced: a source uniformly, then one of its objects), then the held-out
 source is scored with exactly the objects, boxes and metric code of benchmarks/promptable_accuracy.py
 (one tight GT box per object, ``segment_2d`` + ``medsam_cvpr24``), beside the original LiteMedSAM on the
@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--box-shift", type=float, default=0.0, help="5 = MedSAM")
     ap.add_argument("--box-jitter", type=float, default=0.0)
     ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--loss", default=None, help="loss spec (default: preset litemedsam-scope's)")
     ap.add_argument(
         "--synthetic",
         type=int,
@@ -177,8 +178,9 @@ def main() -> None:
         synthetic_objects(model, p0, args, work, train_emb, stored, disk) if args.synthetic else []
     )
     cfg = build_config(
-        preset="litemedsam-finetune",
+        preset="litemedsam-scope",
         overrides=[
+            *([f"loss={args.loss}"] if args.loss else []),
             f"lr={args.lr}",
             f"batch_size={args.batch}",
             f"box_shift={args.box_shift}",

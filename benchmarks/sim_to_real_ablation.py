@@ -51,6 +51,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tool_look": 0.6},
         {"augment": "default"},
     ),
+    "texture_width": (
+        "tissue_texture=0.7 + tool_width=0.6 (thicker tools near the camera, not tinted)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default"},
+    ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",
         {"tissue_palette": 0.5, "tissue_texture": 0.7, "tool_look": 0.6},

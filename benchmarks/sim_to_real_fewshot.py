@@ -36,8 +36,15 @@ POLYP_TRAIN = ("kvasir_seg", "kvasir_seg_256", "endotect2020_polyp_unclear")
 POLYP_TEST = "cvc_clinicdb_unclear"
 
 
-def subset_json(parts: list[Path], n: int | None, seed: int, out_json: Path) -> tuple[Path, int]:
-    """Merge canonical data sets and keep ``n`` images drawn with ``seed`` (all when ``n`` is None)."""
+def subset_json(
+    parts: list[Path], n: int | None, seed: int, out_json: Path, mix: tuple[Path, int, int] | None = None
+) -> tuple[Path, int]:
+    """Merge canonical data sets and keep ``n`` images drawn with ``seed`` (all when ``n`` is None).
+
+    ``mix`` = (synthetic data set, K, R): the kept real frames repeated R times plus K synthetic frames
+    (evenly spaced, instrument annotations only: a polyp is background for a binary tool model).
+    Returns the JSON and the number of real frames.
+    """
     from scopeseg.data import ops
     from scopeseg.data.coco import CocoDataset, load_dataset
 
@@ -46,6 +53,16 @@ def subset_json(parts: list[Path], n: int | None, seed: int, out_json: Path) -> 
     if n is not None and n < len(ids):
         ids = sorted(random.Random(seed).sample(ids, n))
     sub = ops.subset(merged, ids)
+    if mix is not None:
+        syn_path, k, repeat = mix
+        syn = load_dataset(syn_path)
+        keep = {c for c, cat in syn.categories.items() if cat.get("supercategory") == "instrument"}
+        sids = sorted(syn.images)
+        sids = [sids[round(i * (len(sids) - 1) / max(k - 1, 1))] for i in range(min(k, len(sids)))]
+        syn = ops.subset(syn, sorted(set(sids)))
+        syn.annotations = {a: r for a, r in syn.annotations.items() if r["category_id"] in keep}
+        syn.reindex()
+        sub = CocoDataset.merge([sub] * repeat + [syn], root=out_json.parent)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     sub.save(out_json)
     return out_json, len(ids)
@@ -62,20 +79,23 @@ def finetune(
     run_dir = args.work / "runs" / name
     cached = run_dir.parent / f"{name}.json"
     budget = {"steps": args.steps, "init": init, "n": n, "lr": args.lr, "train_size": args.train_size}
+    if args.mix:
+        budget["mix"] = [str(args.mix[0]), args.mix[1], args.mix[2]]
+    images = n if not args.mix else n * args.mix[2] + args.mix[1]
     if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
         return json.loads(cached.read_text())
     if args.cached_only:
         return None
     shutil.rmtree(run_dir, ignore_errors=True)
     bs = 4
-    epochs = max(1, math.ceil(args.steps / max(1, n // bs)))
+    epochs = max(1, math.ceil(args.steps / max(1, images // bs)))
     overrides = [
         f"data={train_json}",
         f"val_data={train_json}",  # validation only at the last epoch, on the training frames: no selection
         f"out={run_dir}",
         f"epochs={epochs}",
         f"val_every={epochs}",
-        f"batch_size={min(bs, n)}",
+        f"batch_size={min(bs, images)}",
         "report=false",
         "accelerator=cpu",
         "seed=0",
@@ -125,7 +145,7 @@ def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
         )
         done = set()
         for n in [*args.shots, None]:
-            tj, k = subset_json(others, n, 0, args.work / f"set-lap-{held}-n{n or 'all'}.json")
+            tj, k = subset_json(others, n, 0, args.work / f"set-lap-{held}-n{n or 'all'}.json", args.mix)
             if k in done:
                 continue  # the pool has no more than k frames: already run
             done.add(k)
@@ -133,7 +153,7 @@ def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
             rows.append({"part": "lap", "held_out": held, "init": "synthetic", **(rec or {})})
     for held in SOURCES:  # the ImageNet-only reference last: the synthetic-init runs matter most
         others = [real[s] for s in SOURCES if s != held]
-        tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json")
+        tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json", args.mix)
         rows.append({"part": "lap", "held_out": held, "init": "imagenet",
                      **(finetune(args, f"lap-{held}-n{k}-imagenet", None, tj, k, real[held]) or {})})  # fmt: skip
     return rows
@@ -197,6 +217,14 @@ def markdown(out: dict[str, Any]) -> str:
         "augment real), last model kept; Dice = mean per frame of the held-out source at its own size. "
         "Laparoscopy: leave-one-source-out (the held-out source's frames are never trained on). "
         "Polyps: train Kvasir-SEG + EndoTect, test CVC-ClinicDB.",
+    ]
+    if out.get("mix"):
+        syn, k, r = out["mix"]
+        lines.append(
+            f"Laparoscopy sets mixed with synthetic frames: the real frames x{r} plus {k} synthetic frames "
+            f"(`{syn}`, instruments only) per fine-tuning set."
+        )
+    lines += [
         "",
         "| part | held-out source | init | N real frames | Dice | train s |",
         "|---|---|---|---|---|---|",
@@ -253,6 +281,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--lr", type=float, help="fine-tuning lr (default: the preset's)")
     ap.add_argument("--train-size", help="fine-tuning H,W (default: the preset's), e.g. 192,288")
+    ap.add_argument(
+        "--mix",
+        help="SYNTHETIC_SET,K,R: lap fine-tuning sets hold the real frames R times plus K synthetic frames",
+    )
     ap.add_argument("--cached-only", action="store_true", help="report the finished runs, train nothing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -263,6 +295,9 @@ def main() -> int:
     args.shots = [int(x) for x in args.shots.split(",") if x]
     args.train_size = [int(x) for x in args.train_size.split(",")] if args.train_size else None
     args.polyp_shots = [int(x) for x in args.polyp_shots.split(",") if x]
+    if args.mix:
+        path, k, r = args.mix.split(",")
+        args.mix = (Path(path), int(k), int(r))
     parts = [p for p in args.parts.split(",") if p]
     if "lap" in parts and not (args.init and (args.init / "config.json").is_file()):
         ap.error("--init must be a synthetic pre-trained checkpoint folder (lap part)")
@@ -286,6 +321,7 @@ def main() -> int:
     out = {
         "benchmark": "sim_to_real_fewshot",
         "steps": args.steps,
+        "mix": [str(args.mix[0]), args.mix[1], args.mix[2]] if args.mix else None,
         "rows": rows,
         "polyp_pretraining": (
             {"epochs": args.polyp_epochs, "augment": args.polyp_augment, "max_minutes": args.polyp_minutes}

@@ -57,6 +57,17 @@ def _dice(binary: bool) -> nn.Module:
     )
 
 
+@register_loss("sample_dice")
+def _sample_dice(binary: bool) -> nn.Module:
+    """Dice of each item, averaged (MedSAM's recipe): ``dice`` pools the batch, where a prompted object of
+    ten pixels beside ones of 2000 adds nothing and the BCE mean teaches the decoder to return it empty."""
+    from monai.losses import DiceLoss
+
+    return _OnLabels(
+        DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=False), binary
+    )
+
+
 @register_loss("dice_ce")
 def _dice_ce(binary: bool) -> nn.Module:
     from monai.losses import DiceCELoss

@@ -31,9 +31,10 @@ def _saturation(px: np.ndarray) -> float:
 
 def test_options_off_keep_the_default_scene_and_are_validated():
     for seed in (1, 2):
-        a, b = _frames(seed), _frames(seed, tissue_palette=0.0, tissue_texture=0.0, tool_look=0.0)
+        off = {"tissue_palette": 0.0, "tissue_texture": 0.0, "tool_look": 0.0, "tool_width": 0.0}
+        a, b = _frames(seed), _frames(seed, **off)
         assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
-    for key in ("tissue_palette", "tissue_texture", "tool_look"):
+    for key in ("tissue_palette", "tissue_texture", "tool_look", "tool_width"):
         with pytest.raises(ConfigError, match=key):
             validate_config(SynthConfig, {key: 1.5})
 
@@ -75,8 +76,28 @@ def test_tool_look_makes_tools_thicker_and_tissue_coloured():
     assert area1 > 1.2 * area0
 
 
+def test_tool_width_makes_tools_thicker_without_recolouring_them():
+    area0 = area1 = 0
+    for seed in SEEDS:
+        for (f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tool_width=1.0)):
+            area0 += sum(int(m.sum()) for _, m, _ in i0)
+            area1 += sum(int(m.sum()) for _, m, _ in i1)
+            assert [c for c, _, _ in i0] == [c for c, _, _ in i1]
+            tool0, tool1 = (np.any([m for _, m, _ in i], 0) for i in (i0, i1))
+            both = tool0 & tool1
+            if both.sum() > 50:  # untinted: the tool pixels keep the plain generator's saturation
+                assert (
+                    abs(_saturation(f1[both].astype(np.float32)) - _saturation(f0[both].astype(np.float32)))
+                    < 0.15
+                )
+    assert area1 > 1.3 * area0
+    # with tool_width 0 the scene is exactly the plain one, with other options on too
+    a, b = _frames(3, tool_look=0.5), _frames(3, tool_look=0.5, tool_width=0.0)
+    assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
+
+
 def test_realism_options_are_deterministic():
-    opts = {"tissue_palette": 1.0, "tissue_texture": 0.4, "tool_look": 1.0}
+    opts = {"tissue_palette": 1.0, "tissue_texture": 0.4, "tool_look": 1.0, "tool_width": 1.0}
     a, b = _frames(9, **opts), _frames(9, **opts)
     assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
 

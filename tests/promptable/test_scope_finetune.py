@@ -65,6 +65,30 @@ def test_training_on_cached_embeddings_lowers_the_loss_and_leaves_the_encoder(ti
     assert any(not torch.equal(v, model.mask_decoder.state_dict()[k]) for k, v in dec.items())
 
 
+def test_targets_keep_a_tiny_object_and_logits_meet_them_at_the_input_size():
+    """A thin 660-px object of a 1280x1024 frame (~26 px at 256) is kept in its target (a 64x64 grid lost it)."""
+    import torch.nn.functional as F
+
+    from scopeseg.models.sam.recipes import get_recipe
+    from scopeseg.train.promptable import input_frame_logits, input_frame_target
+
+    recipe = get_recipe("medsam")
+    mask = np.zeros((1024, 1280), np.uint8)
+    mask[500:506, 600:710] = 1  # a thin 6x110 instrument tip
+    gt = input_frame_target(recipe, mask, 256)
+    assert gt.shape == (1, 256, 256) and gt.dtype == torch.float32
+    assert 16 <= int(gt.sum()) <= 36  # ~1x22 at 256 (scale 0.2)
+    ys, xs = np.nonzero(gt[0].numpy())
+    assert abs(ys.mean() - 503 * 0.2) < 1.5 and abs(xs.mean() - 655 * 0.2) < 1.5
+    # the old 64x64 target of the same object (area resize, 0.5 threshold) was empty
+    assert int((F.interpolate(gt[None], (64, 64), mode="area") > 0.5).sum()) == 0
+    low = torch.randn(2, 1, 64, 64)
+    up = input_frame_logits(low, 256)
+    assert up.shape == (2, 1, 256, 256)
+    assert torch.allclose(up, F.interpolate(low, (256, 256), mode="bilinear", align_corners=False))
+    assert input_frame_logits(up, 256) is up
+
+
 def test_fit_on_embeddings_names_a_missing_embedding(tiny_model):
     from scopeseg.config import build_config
     from scopeseg.errors import DataError

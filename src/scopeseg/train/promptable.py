@@ -87,8 +87,27 @@ def jitter_box(
     return box
 
 
+def input_frame_target(recipe: Any, mask: np.ndarray, size: int) -> torch.Tensor:
+    """The 0/1 mask ``mask`` (HxW) as a ``(1, size, size)`` float target in the padded model-input frame.
+
+    Targets live at the input size, not the decoder's low-res grid (a quarter of it): an object of a few
+    input pixels survives (at 64x64 an area resize + 0.5 threshold erased it), as in MedSAM-lite training.
+    """
+    small = recipe.resize(np.asarray(mask, np.uint8) * 255, size)
+    gt = np.zeros((size, size), np.float32)
+    gt[: small.shape[0], : small.shape[1]] = small > 127
+    return torch.from_numpy(gt)[None]
+
+
+def input_frame_logits(low: torch.Tensor, size: int) -> torch.Tensor:
+    """Low-res mask logits ``(B, 1, L, L)`` upsampled bilinearly to the input frame, as inference does."""
+    if low.shape[-1] == size:
+        return low
+    return F.interpolate(low, (size, size), mode="bilinear", align_corners=False)
+
+
 class PromptSampleDataset(Dataset):
-    """(pixels, box corners in input pixels, low-res mask) per object; jitter and flips when training."""
+    """(pixels, box corners in input pixels, input-frame mask) per object; jitter and flips when training."""
 
     def __init__(
         self,
@@ -96,14 +115,13 @@ class PromptSampleDataset(Dataset):
         image_ids: list[int],
         recipe_name: str,
         img_size: int,
-        low_res: int,
         jitter: float,
         flip: bool,
         min_area: int,
         seed: int,
         shift: float = 0.0,
     ):
-        self.ds, self.recipe, self.size, self.low_res = ds, get_recipe(recipe_name), img_size, low_res
+        self.ds, self.recipe, self.size = ds, get_recipe(recipe_name), img_size
         self.jitter, self.shift, self.flip, self.seed = jitter, shift, flip, seed
         ids = set(image_ids)
         self.items = [
@@ -131,17 +149,12 @@ class PromptSampleDataset(Dataset):
         shift = self.shift * max(mask.shape) / self.size  # input pixels -> original pixels
         box = jitter_box(box, mask.shape, rng, self.jitter, shift)
         corners = self.recipe.scale_boxes(box[None], prep.original_size, self.size).reshape(2, 2)
-        small = self.recipe.resize(mask * 255, self.size)  # mask in the padded input frame, then low-res
-        gt = np.zeros((self.size, self.size), np.float32)
-        gt[: small.shape[0], : small.shape[1]] = small > 127
-        gt = torch.from_numpy(gt)[None, None]
-        if self.low_res != self.size:
-            gt = F.interpolate(gt, (self.low_res, self.low_res), mode="area")
+        gt = input_frame_target(self.recipe, mask, self.size)
         key = 4 * int(image_id) + 2 * int(flipped) + self.split_bit  # embedding-cache key of this input
         return (
             torch.from_numpy(prep.pixels[0]),
             torch.from_numpy(corners.astype(np.float32)),
-            (gt[0] > 0.5).float(),
+            gt,
             torch.tensor(key),
         )
 
@@ -210,7 +223,7 @@ class PromptableModule(L.LightningModule):
         else:
             emb = self.model.encode(pixels)
         low, iou = self.model.decode(emb, corners, labels)
-        logits, target = low[:, :1], gt[:, 0]
+        logits, target = input_frame_logits(low[:, :1], gt.shape[-1]), gt[:, 0]
         return self.loss_fn(logits, target, pred_iou=iou[:, 0]), logits, target
 
     def training_step(self, batch, batch_idx):
@@ -259,7 +272,7 @@ class PromptDataModule(TrainValDataModule):
         else:
             val_ds = ds
             train_ids, val_ids = train_val_ids(ds, cfg.val_fraction, cfg.seed)
-        args = (model.preprocess, int(model.img_size), int(model.low_res_size))
+        args = (model.preprocess, int(model.img_size))
         self.train_set = PromptSampleDataset(
             ds, train_ids, *args, cfg.box_jitter, cfg.flip, cfg.min_area, cfg.seed, cfg.box_shift
         )
@@ -310,12 +323,12 @@ def train_promptable(cfg: PromptableTrainConfig) -> dict[str, Any]:
 
 @dataclass
 class PromptObject:
-    """One box-prompted object on a cached embedding: the tight box (original pixels) and its low-res mask."""
+    """One box-prompted object on a cached embedding: the tight box (original pixels) and its input-frame mask."""
 
     key: str
     box: np.ndarray
     image_size: tuple[int, int]
-    target: torch.Tensor  # (1, L, L) float 0/1 in the padded model-input frame
+    target: torch.Tensor  # (1, S, S) float 0/1 in the padded model-input frame (S = img_size)
     group: str = ""
 
 
@@ -327,21 +340,15 @@ def prompt_objects(
     min_area: int = 16,
 ) -> list[PromptObject]:
     """The objects 1..K of the label map ``labels`` (HxW ints) as training samples on embedding ``key``."""
-    recipe, size, low = get_recipe(model.preprocess), int(model.img_size), int(model.low_res_size)
+    recipe, size = get_recipe(model.preprocess), int(model.img_size)
     out = []
     for k in range(1, int(labels.max()) + 1):
         mask = (labels == k).astype(np.uint8)
         if int(mask.sum()) < min_area:
             continue
         ys, xs = np.nonzero(mask)
-        small = recipe.resize(mask * 255, size)
-        gt = np.zeros((size, size), np.float32)
-        gt[: small.shape[0], : small.shape[1]] = small > 127
-        t = torch.from_numpy(gt)[None, None]
-        if low != size:
-            t = F.interpolate(t, (low, low), mode="area")
         box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
-        out.append(PromptObject(key, box, labels.shape[:2], (t[0] > 0.5).float(), group))
+        out.append(PromptObject(key, box, labels.shape[:2], input_frame_target(recipe, mask, size), group))
     return out
 
 
@@ -414,7 +421,7 @@ def fit_on_embeddings(
         coords = torch.from_numpy(np.stack(corners).astype(np.float32))
         low, iou = model.decode(emb, coords, labels[: len(batch)])
         target = torch.stack([o.target[0] for o in batch])
-        loss = loss_fn(low[:, :1], target, pred_iou=iou[:, 0])
+        loss = loss_fn(input_frame_logits(low[:, :1], size), target, pred_iou=iou[:, 0])
         if not torch.isfinite(loss):
             raise TrainingError(f"loss is {float(loss.detach())} at step {step} (lower lr=)")
         opt.zero_grad(set_to_none=True)

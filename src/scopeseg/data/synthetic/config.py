@@ -28,6 +28,7 @@ class SynthConfig(BaseConfig):
     tissue_palette: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with a random tissue palette
     tissue_texture: float = Field(0.0, ge=0.0, le=1.0)  # amplitude of fine multiplicative tissue texture
     tool_look: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker, tissue-tinted tools
+    tool_width: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker tools (untinted)
     splits: Fractions | None = None  # train=0.75,val=0.25 or {train: 0.75, val: 0.25}
 
     @field_validator("size", mode="before")

@@ -15,7 +15,7 @@ from .config import SynthConfig
 from .instruments import Instrument
 from .noise import Array, random_signal
 from .optics import FieldOfView, Smoke
-from .realism import ToolLook, fine_texture, tissue_palette
+from .realism import ToolLook, fine_texture, tissue_palette, tool_width_factor
 from .tissue import Tissue
 
 
@@ -36,7 +36,7 @@ class Scene:
         has_polyp = polyp_rng.random() < cfg.polyp_prob
         self.tissue = Tissue(np.random.default_rng(r_tissue), h, w, d, polyp_rng if has_polyp else None)
         # domain randomisation streams come after the eight above, so those parts stay as they were
-        r_pal, r_tex, r_look = (np.random.default_rng(s) for s in seq.spawn(1)[0].spawn(3))
+        r_pal, r_tex, r_look, r_width = (np.random.default_rng(s) for s in seq.spawn(1)[0].spawn(4))
         if cfg.tissue_palette > 0 and r_pal.random() < cfg.tissue_palette:
             self.tissue.rgb = tissue_palette(r_pal, self.tissue.rgb)
         if cfg.tissue_texture > 0:
@@ -44,6 +44,7 @@ class Scene:
         if cfg.tissue_palette > 0 or cfg.tissue_texture > 0:
             self.tissue.mean_color = self.tissue.rgb.reshape(-1, 3).mean(0).astype(np.float32)
         self.tool_look = ToolLook(r_look, cfg.tool_look)
+        self.tool_width = tool_width_factor(r_width, cfg.tool_width) * self.tool_look.width
         n_inst = int(rng.integers(1, cfg.max_instruments + 1)) if cfg.max_instruments > 0 else 0
         names = list(INSTRUMENT_STYLES)
         base = rng.uniform(0, 2 * np.pi)
@@ -60,7 +61,7 @@ class Scene:
                     angle,
                     d,
                     self.tissue.mean_color,
-                    float(min(h, w)) * self.tool_look.width,
+                    float(min(h, w)) * self.tool_width,
                 )
             )
         if self.instruments:  # the first instrument is in view from the first frame (no empty videos)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -151,6 +153,15 @@ def test_install_shipped_delta_on_the_base_and_load(require_weights, tmp_path, m
     inside = (yy - 48) ** 2 + (xx - 60) ** 2 < 400
     assert (mask & inside).sum() / (mask | inside).sum() > 0.8
     assert "leave-one-source-out" in W.model_card("litemedsam-scope")
+    # an install made from an earlier release (another pinned SHA-256) counts as absent and is replaced
+    record = W.weights_dir() / "litemedsam-scope.json"
+    rec = json.loads(record.read_text())
+    record.write_text(json.dumps({**rec, "sha256": "1" * 64}))
+    assert not W.is_installed("litemedsam-scope")
+    with pytest.raises(ModelError, match="earlier release; run: scopeseg weights install litemedsam-scope"):
+        W.weights_path("litemedsam-scope")
+    W.install("litemedsam-scope", progress=False)
+    assert W.is_installed("litemedsam-scope") and W.installed_release("litemedsam-scope") == spec.sha256
     # a changed shipped file is refused by its SHA-256
     bad = W.WeightSpec(**{**spec.__dict__, "name": "bad-scope", "sha256": "0" * 64})
     with pytest.raises(ModelError, match="SHA-256 mismatch"):

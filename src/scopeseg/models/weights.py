@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
+import json
 import logging
 import os
 import subprocess
@@ -175,10 +176,10 @@ register_weights(
     WeightSpec(
         name="litemedsam-scope",
         package="scopeseg",
-        version="0.1.0",
+        version="0.2.0",
         kind="delta",
         member="models/sam/released/litemedsam-scope.safetensors",
-        sha256="41df72a20501b05e03210663d07137bdb4b7c83ad97a5936bba44743c29e0a42",
+        sha256="de0146de79cccac4c554bfc4866e335afa95878592f199d79120cf699e8c4305",
         license="Apache-2.0 (base LiteMedSAM weights); fine-tuned on data under CC BY 4.0, CC BY-NC-SA 4.0 and "
         "unclear / research-only terms: see the model card",
         params=9_791_556,
@@ -217,12 +218,28 @@ def extras_dir(name: str) -> Path:
     return weights_dir() / name
 
 
+def installed_release(name: str) -> str | None:
+    """The SHA-256 of the source the install record of ``name`` was made from (None: no readable record)."""
+    _, meta = _files(name)
+    try:
+        return json.loads(meta.read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
 def is_installed(name: str) -> bool:
+    """Installed, with its extras, from the source this release pins: an install made from an older release
+    (a new shipped delta, another SHA-256) counts as absent, so ``install`` replaces it."""
     st, meta = _files(name)
     if not (st.is_file() and meta.is_file()):
         return False
     spec = WEIGHTS.get(name)
-    return spec is None or all((extras_dir(name) / Path(m).name).is_file() for m in spec.extras)
+    if spec is None:
+        return True
+    recorded = installed_release(name)
+    if recorded is not None and recorded != spec.sha256:
+        return False
+    return all((extras_dir(name) / Path(m).name).is_file() for m in spec.extras)
 
 
 def weights_path(name: str) -> Path:
@@ -232,6 +249,10 @@ def weights_path(name: str) -> Path:
         return st
     if name not in WEIGHTS:
         _spec(name)
+    if st.is_file() and installed_release(name) not in (None, WEIGHTS[name].sha256):
+        raise ModelError(
+            f"weights {name!r} were installed from an earlier release; run: scopeseg weights install {name}"
+        )
     raise ModelError(f"weights {name!r} not installed; run: scopeseg weights install {name}")
 
 

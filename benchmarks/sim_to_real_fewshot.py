@@ -37,10 +37,17 @@ POLYP_TEST = "cvc_clinicdb_unclear"
 
 
 def subset_json(
-    parts: list[Path], n: int | None, seed: int, out_json: Path, mix: tuple[Path, int, int] | None = None
+    parts: list[Path],
+    n: int | None,
+    seed: int,
+    out_json: Path,
+    mix: tuple[Path, int, int] | None = None,
+    balance: bool = False,
 ) -> tuple[Path, int]:
     """Merge canonical data sets and keep ``n`` images drawn with ``seed`` (all when ``n`` is None).
 
+    ``balance`` (all images only): each source repeated to about the largest one's number of frames, so 12
+    near-identical frames of one clip do not outweigh 2 frames of another source.
     ``mix`` = (synthetic data set, K, R): the kept real frames repeated R times plus K synthetic frames
     (evenly spaced, instrument annotations only: a polyp is background for a binary tool model).
     Returns the JSON and the number of real frames.
@@ -48,7 +55,12 @@ def subset_json(
     from scopeseg.data import ops
     from scopeseg.data.coco import CocoDataset, load_dataset
 
-    merged = CocoDataset.merge([load_dataset(p) for p in parts], root=out_json.parent)
+    sets = [load_dataset(p) for p in parts]
+    distinct = sum(len(d.images) for d in sets)
+    if balance and n is None:
+        most = max(len(d.images) for d in sets)
+        sets = [d for d in sets for _ in range(max(1, round(most / max(len(d.images), 1))))]
+    merged = CocoDataset.merge(sets, root=out_json.parent)
     ids = sorted(merged.images)
     if n is not None and n < len(ids):
         ids = sorted(random.Random(seed).sample(ids, n))
@@ -65,7 +77,7 @@ def subset_json(
         sub = CocoDataset.merge([sub] * repeat + [syn], root=out_json.parent)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     sub.save(out_json)
-    return out_json, len(ids)
+    return out_json, min(len(ids), distinct)
 
 
 def finetune(
@@ -81,7 +93,9 @@ def finetune(
     budget = {"steps": args.steps, "init": init, "n": n, "lr": args.lr, "train_size": args.train_size}
     if args.mix:
         budget["mix"] = [str(args.mix[0]), args.mix[1], args.mix[2]]
-    images = n if not args.mix else n * args.mix[2] + args.mix[1]
+    if args.balance:
+        budget["balance"] = True
+    images = len(json.loads(train_json.read_text())["images"])  # repeats and synthetic frames included
     if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
         return json.loads(cached.read_text())
     if args.cached_only:
@@ -145,7 +159,9 @@ def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
         )
         done = set()
         for n in [*args.shots, None]:
-            tj, k = subset_json(others, n, 0, args.work / f"set-lap-{held}-n{n or 'all'}.json", args.mix)
+            tj, k = subset_json(
+                others, n, 0, args.work / f"set-lap-{held}-n{n or 'all'}.json", args.mix, args.balance
+            )
             if k in done:
                 continue  # the pool has no more than k frames: already run
             done.add(k)
@@ -153,7 +169,7 @@ def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
             rows.append({"part": "lap", "held_out": held, "init": "synthetic", **(rec or {})})
     for held in SOURCES:  # the ImageNet-only reference last: the synthetic-init runs matter most
         others = [real[s] for s in SOURCES if s != held]
-        tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json", args.mix)
+        tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json", args.mix, args.balance)
         rows.append({"part": "lap", "held_out": held, "init": "imagenet",
                      **(finetune(args, f"lap-{held}-n{k}-imagenet", None, tj, k, real[held]) or {})})  # fmt: skip
     return rows
@@ -218,6 +234,10 @@ def markdown(out: dict[str, Any]) -> str:
         "Laparoscopy: leave-one-source-out (the held-out source's frames are never trained on). "
         "Polyps: train Kvasir-SEG + EndoTect, test CVC-ClinicDB.",
     ]
+    if out.get("balance"):
+        lines.append(
+            "Laparoscopy sets source-balanced: each source's frames repeated to the largest source's count."
+        )
     if out.get("mix"):
         syn, k, r = out["mix"]
         lines.append(
@@ -285,6 +305,11 @@ def main() -> int:
         "--mix",
         help="SYNTHETIC_SET,K,R: lap fine-tuning sets hold the real frames R times plus K synthetic frames",
     )
+    ap.add_argument(
+        "--balance",
+        action="store_true",
+        help="lap: repeat each source's frames to the largest source's count",
+    )
     ap.add_argument("--cached-only", action="store_true", help="report the finished runs, train nothing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -322,6 +347,7 @@ def main() -> int:
         "benchmark": "sim_to_real_fewshot",
         "steps": args.steps,
         "mix": [str(args.mix[0]), args.mix[1], args.mix[2]] if args.mix else None,
+        "balance": args.balance,
         "rows": rows,
         "polyp_pretraining": (
             {"epochs": args.polyp_epochs, "augment": args.polyp_augment, "max_minutes": args.polyp_minutes}

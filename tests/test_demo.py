@@ -52,12 +52,12 @@ def test_demo_runs_end_to_end_at_toy_scale(demo_run):
         assert os.path.exists(summary["paths"][key]), key
     held = summary["held_out"]
     assert held["images"] == 4 and 0.0 <= held["dice_mean_per_image"] <= 1.0
-    # sim-to-real: fine tissue texture in the training videos only; the held-out videos are the default generator
+    # sim-to-real: texture and thicker tools in the training videos only; the held-out videos are the default generator
     info = {
         p: json.loads((out / "data" / p / "annotations.json").read_text())["info"] for p in ("train", "test")
     }
-    assert info["train"]["config"]["tissue_texture"] == 0.7
-    assert info["test"]["config"]["tissue_texture"] == 0.0
+    assert info["train"]["config"]["tissue_texture"] == 0.7 and info["train"]["config"]["tool_width"] == 0.6
+    assert info["test"]["config"]["tissue_texture"] == 0.0 and info["test"]["config"]["tool_width"] == 0.0
 
 
 def test_demo_dice_is_what_scopeseg_evaluate_gives_on_its_files(demo_run, tmp_path, capsys):

@@ -56,7 +56,7 @@ def test_finetune_learns_and_writes_a_loadable_checkpoint(blob_data, tmp_path):
 
     rows = list(csv.DictReader((Path(result["run_dir"]) / "logs" / "csv" / "metrics.csv").open()))
     losses = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
-    dice_losses = [float(r["train_dice_loss"]) for r in rows if r.get("train_dice_loss")]
+    dice_losses = [float(r["train_sample_dice_loss"]) for r in rows if r.get("train_sample_dice_loss")]
     assert len(losses) == 14 and losses[-1] < 0.5 * losses[0], losses
     assert dice_losses[-1] < 0.5, dice_losses  # box-prompted masks learned (soft Dice > 0.5)
     assert "val_dice" in result["val"]

@@ -90,8 +90,9 @@ def jitter_box(
 def input_frame_target(recipe: Any, mask: np.ndarray, size: int) -> torch.Tensor:
     """The 0/1 mask ``mask`` (HxW) as a ``(1, size, size)`` float target in the padded model-input frame.
 
-    Targets live at the input size, not the decoder's low-res grid (a quarter of it): an object of a few
-    input pixels survives (at 64x64 an area resize + 0.5 threshold erased it), as in MedSAM-lite training.
+    Targets live at the input size, where the loss meets the logits upsampled as at inference: for a decoder
+    whose grid is a quarter of the input (SAM, MobileSAM: 256 for 1024) an object of a few input pixels would
+    vanish from an area-resized low-res target. LiteMedSAM's grid is its input (256): nothing changes there.
     """
     small = recipe.resize(np.asarray(mask, np.uint8) * 255, size)
     gt = np.zeros((size, size), np.float32)

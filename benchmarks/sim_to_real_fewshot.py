@@ -95,6 +95,8 @@ def finetune(
         budget["mix"] = [str(args.mix[0]), args.mix[1], args.mix[2]]
     if args.balance:
         budget["balance"] = True
+    if args.augment:
+        budget["augment"] = args.augment
     images = len(json.loads(train_json.read_text())["images"])  # repeats and synthetic frames included
     if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
         return json.loads(cached.read_text())
@@ -120,6 +122,8 @@ def finetune(
         overrides.append(f"lr={args.lr}")
     if args.train_size is not None:
         overrides.append(f"train_size={json.dumps(args.train_size)}")
+    if args.augment is not None:
+        overrides.append(f"augment={args.augment}")
     cfg = build_config(preset="unet-lite0-fewshot", overrides=overrides, task="semantic")
     t0 = time.time()
     res = train(cfg)
@@ -130,6 +134,7 @@ def finetune(
         "epochs": epochs,
         "lr": cfg.lr,
         "train_size": list(cfg.train_size),
+        "augment": cfg.augment,
         "train_seconds": round(time.time() - t0, 1),
         "loadavg_1": round(os.getloadavg()[0], 2),
         "dice": ev["summary"]["dice_mean_per_image"],
@@ -226,11 +231,12 @@ def markdown(out: dict[str, Any]) -> str:
     trained = [r for r in out["rows"] if "lr" in r]
     lr = f"{trained[0]['lr']:g}" if trained else "(preset)"
     size = "x".join(map(str, trained[0]["train_size"])) if trained else "(preset size)"
+    aug = trained[0].get("augment", "real") if trained else "real"
     lines = [
         "# Few-shot: synthetic pre-training + fine-tuning on N real frames",
         "",
         f"Fine-tuning: preset `unet-lite0-fewshot` ({out['steps']} steps, batch 4, {size}, lr {lr} cosine, "
-        "augment real), last model kept; Dice = mean per frame of the held-out source at its own size. "
+        f"augment {aug}), last model kept; Dice = mean per frame of the held-out source at its own size. "
         "Laparoscopy: leave-one-source-out (the held-out source's frames are never trained on). "
         "Polyps: train Kvasir-SEG + EndoTect, test CVC-ClinicDB.",
     ]
@@ -300,6 +306,7 @@ def main() -> int:
     ap.add_argument("--polyp-shots", default="", help="N values besides 0 and 'all' (polyps)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--lr", type=float, help="fine-tuning lr (default: the preset's)")
+    ap.add_argument("--augment", help="fine-tuning augmentation level (default: the preset's, real)")
     ap.add_argument("--train-size", help="fine-tuning H,W (default: the preset's), e.g. 192,288")
     ap.add_argument(
         "--mix",

@@ -304,7 +304,9 @@ def main() -> int:
     ap.add_argument("--parts", default="lap,polyp")
     ap.add_argument("--shots", default="5", help="N values besides 0 and 'all' (laparoscopy)")
     ap.add_argument("--polyp-shots", default="", help="N values besides 0 and 'all' (polyps)")
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument(
+        "--steps", type=int, default=200, help="optimizer steps per fine-tuning (the preset at 17 frames)"
+    )
     ap.add_argument("--lr", type=float, help="fine-tuning lr (default: the preset's)")
     ap.add_argument("--augment", help="fine-tuning augmentation level (default: the preset's, real)")
     ap.add_argument("--train-size", help="fine-tuning H,W (default: the preset's), e.g. 192,288")

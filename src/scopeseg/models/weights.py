@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
-import json
 import logging
 import os
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import ModelError
+from ..errors import DataError, ModelError
 from ..io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -220,10 +219,9 @@ def extras_dir(name: str) -> Path:
 
 def installed_release(name: str) -> str | None:
     """The SHA-256 of the source the install record of ``name`` was made from (None: no readable record)."""
-    _, meta = _files(name)
     try:
-        return json.loads(meta.read_text()).get("sha256")
-    except (OSError, ValueError):
+        return read_json(_files(name)[1], expect=dict).get("sha256")
+    except DataError:
         return None
 
 

@@ -48,24 +48,25 @@ class _OnLabels(nn.Module):
         return self.loss(logits, t)
 
 
-@register_loss("dice")
-def _dice(binary: bool) -> nn.Module:
+def _dice_loss(binary: bool, batch: bool) -> nn.Module:
     from monai.losses import DiceLoss
 
     return _OnLabels(
-        DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=True), binary
+        DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=batch), binary
     )
+
+
+@register_loss("dice")
+def _dice(binary: bool) -> nn.Module:
+    """One Dice pooled over the batch."""
+    return _dice_loss(binary, batch=True)
 
 
 @register_loss("sample_dice")
 def _sample_dice(binary: bool) -> nn.Module:
     """Dice of each item, averaged (MedSAM's recipe): ``dice`` pools the batch, where a prompted object of
     ten pixels beside ones of 2000 adds nothing and the BCE mean teaches the decoder to return it empty."""
-    from monai.losses import DiceLoss
-
-    return _OnLabels(
-        DiceLoss(sigmoid=binary, softmax=not binary, include_background=binary, batch=False), binary
-    )
+    return _dice_loss(binary, batch=False)
 
 
 @register_loss("dice_ce")

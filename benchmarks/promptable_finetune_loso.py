@@ -110,6 +110,11 @@ def main() -> None:
         help="also train on N synthetic frames (scopeseg synth, textured; a group of their own, never scored)",
     )
     ap.add_argument("--synthetic-weight", type=int, default=1, help="groups the synthetic frames count as")
+    ap.add_argument(
+        "--train-neck",
+        action="store_true",
+        help="also train the image encoder's neck (train_neck=true: trunk features cached, neck trained)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sources", default=None, help="subset of the real sources (smoke runs)")
     ap.add_argument("--work", default="/tmp/18b")
@@ -163,6 +168,25 @@ def main() -> None:
                 train_emb[key + "|flip"] = flip[0].half()
     if not disk.is_file():
         W.save_safetensors(stored, disk)
+    if args.train_neck:  # train on trunk features (cached in their own file); eval embeddings follow the neck
+        if args.synthetic:
+            raise SystemExit("--train-neck with --synthetic is not supported")
+        trunk_disk = work / "trunk.safetensors"
+        trunks = W.load_safetensors(trunk_disk) if trunk_disk.is_file() else {}
+        enc, n_trunks = model.image_encoder, len(trunks)
+        for s in sources:
+            for key, _path, _lab in cases[s]:
+                if key not in trunks:
+                    img = as_rgb_uint8(read_image(_path))
+                    with torch.no_grad():
+                        for k, im in ((key, img), (key + "|flip", np.ascontiguousarray(img[:, ::-1]))):
+                            px = torch.from_numpy(recipe.prepare(im, int(model.img_size)).pixels)
+                            trunks[k] = enc.trunk(px)[0].half()
+                train_emb[key] = trunks[key]
+                if not args.no_flip:
+                    train_emb[key + "|flip"] = trunks[key + "|flip"]
+        if len(trunks) > n_trunks:
+            W.save_safetensors(trunks, trunk_disk)
     encode_s = time.perf_counter() - t0
     print(f"encoded {len(train_emb)} inputs in {encode_s:.0f} s", flush=True)
     objects = {}
@@ -186,6 +210,7 @@ def main() -> None:
             f"box_shift={args.box_shift}",
             f"box_jitter={args.box_jitter}",
             "freeze_encoder=true",
+            f"train_neck={str(args.train_neck).lower()}",
         ],
     )
 
@@ -206,7 +231,9 @@ def main() -> None:
         "balance": "per source",
         "synthetic_frames": args.synthetic,
         "synthetic_groups": args.synthetic_weight if args.synthetic else 0,
-        "trained": "prompt encoder + mask decoder (image encoder frozen)",
+        "trained": "prompt encoder + mask decoder + encoder neck (encoder trunk frozen)"
+        if args.train_neck
+        else "prompt encoder + mask decoder (image encoder frozen)",
     }
     run["encode_seconds"] = encode_s
     result["original"] = {s: score(p0, eval_cache, cases[s]) for s in sources}
@@ -229,6 +256,14 @@ def main() -> None:
         run["config"]["steps"] = args.steps = max(10, min(args.steps, fitted))
         print(f"{step_s:.2f} s/step: {args.steps} steps per training ({trainings} trainings)", flush=True)
 
+    def tuned_cache(keys: list) -> dict:
+        """Eval embeddings of the fine-tuned model: the original's, or its own neck over the cached trunk."""
+        if not args.train_neck:
+            return eval_cache
+        with torch.no_grad():
+            neck = model.image_encoder.neck.eval()
+            return {k: (neck(train_emb[k][None].float()), eval_cache[k][1]) for k in keys}
+
     def save() -> None:
         result["conditions"] = {**cpu_info(), "threads": args.threads, "torch": torch.__version__}
         run["wall_seconds"] = time.perf_counter() - t_start
@@ -242,7 +277,7 @@ def main() -> None:
         losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
         secs = time.perf_counter() - t0
         p = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
-        sc = score(p, eval_cache, cases[held])
+        sc = score(p, tuned_cache([k for k, _, _ in cases[held]]), cases[held])
         run["folds"][held] = {
             "trained_on": [s for s in sources if s != held],
             "train_objects": len(train_objs),
@@ -263,9 +298,12 @@ def main() -> None:
         delta = W.make_delta(model.state_dict(), base)
         path = work / f"litemedsam-scope-{tag}.safetensors"
         W.save_safetensors(delta, path, metadata={"base": "litemedsam", "kind": "delta fp16"})
+        every = [k for s in sources for k, _, _ in cases[s]]
         fp32 = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+        fp32_cache = tuned_cache(every)
         model.load_state_dict(W.apply_delta(base, W.load_safetensors(path)))
         fp16 = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
+        fp16_cache = tuned_cache(every)
         run["final"] = {
             "train_objects": len(train_objs),
             "train_seconds": secs,
@@ -275,8 +313,8 @@ def main() -> None:
             "delta_bytes": path.stat().st_size,
             "delta_sha256": W.sha256_file(path),
             "delta_tensors": len(delta),
-            "training_set_scores_fp32": {s: score(fp32, eval_cache, cases[s])["dsc"] for s in sources},
-            "training_set_scores_fp16_delta": {s: score(fp16, eval_cache, cases[s])["dsc"] for s in sources},
+            "training_set_scores_fp32": {s: score(fp32, fp32_cache, cases[s])["dsc"] for s in sources},
+            "training_set_scores_fp16_delta": {s: score(fp16, fp16_cache, cases[s])["dsc"] for s in sources},
         }
         print(json.dumps({k: v for k, v in run["final"].items()}, indent=1), flush=True)
     save()

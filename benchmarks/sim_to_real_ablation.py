@@ -56,6 +56,21 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "default"},
     ),
+    "texture_width_insulated": (
+        "tissue_texture=0.7 + tool_width=0.6 + tool_insulated=0.4 (black shaft, matte white sleeve, cone tip)",
+        {"tissue_texture": 0.7, "tool_width": 0.6, "tool_insulated": 0.4},
+        {"augment": "default"},
+    ),
+    "texture_width_organs": (
+        "tissue_texture=0.7 + tool_width=0.6 + tissue_organs=0.7 (smooth grey-blue, pale, yellow, dark regions)",
+        {"tissue_texture": 0.7, "tool_width": 0.6, "tissue_organs": 0.7},
+        {"augment": "default"},
+    ),
+    "texture_width_organs_insulated": (
+        "texture_width_organs + tool_insulated=0.4",
+        {"tissue_texture": 0.7, "tool_width": 0.6, "tissue_organs": 0.7, "tool_insulated": 0.4},
+        {"augment": "default"},
+    ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",
         {"tissue_palette": 0.5, "tissue_texture": 0.7, "tool_look": 0.6},

@@ -11,6 +11,7 @@ from scopeseg.errors import ConfigError, DataError
 
 SMALL = {"size": (120, 184), "frames": 2, "polyp_prob": 0.0, "difficulty": 0.3}
 SEEDS = (1, 2, 3, 4, 5, 6)
+OPTIONS = ("tissue_palette", "tissue_texture", "tissue_organs", "tool_look", "tool_width", "tool_insulated")
 
 
 def _frames(seed: int, **kw):
@@ -31,10 +32,10 @@ def _saturation(px: np.ndarray) -> float:
 
 def test_options_off_keep_the_default_scene_and_are_validated():
     for seed in (1, 2):
-        off = {"tissue_palette": 0.0, "tissue_texture": 0.0, "tool_look": 0.0, "tool_width": 0.0}
+        off = {k: 0.0 for k in OPTIONS}
         a, b = _frames(seed), _frames(seed, **off)
         assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
-    for key in ("tissue_palette", "tissue_texture", "tool_look", "tool_width"):
+    for key in OPTIONS:
         with pytest.raises(ConfigError, match=key):
             validate_config(SynthConfig, {key: 1.5})
 
@@ -96,8 +97,54 @@ def test_tool_width_makes_tools_thicker_without_recolouring_them():
     assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
 
 
+def test_tissue_organs_add_grey_and_dark_tissue_and_keep_the_masks():
+    """Organ regions (grey-blue gallbladder, pale fascia, dark liver) make part of the tissue far less red."""
+
+    def redness(px):  # share of tissue pixels whose red channel clearly leads
+        return float(np.mean(px[:, 0] > 1.35 * px[:, 1:].max(1)))
+
+    plain, organs, changed = [], [], 0
+    for seed in SEEDS:
+        for (f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tissue_organs=1.0)):
+            assert [c for c, _, _ in i0] == [c for c, _, _ in i1]
+            assert all(np.array_equal(m0, m1) for (_, m0, _), (_, m1, _) in zip(i0, i1))
+            plain.append(redness(_tissue_pixels(f0, i0)))
+            organs.append(redness(_tissue_pixels(f1, i1)))
+            changed += int(not np.array_equal(f0, f1))
+    assert changed >= len(SEEDS)  # every video (share 1.0) has organ regions
+    assert np.mean(organs) < np.mean(plain) - 0.1, (np.mean(plain), np.mean(organs))
+
+
+def test_insulated_tools_have_a_dark_shaft_and_a_light_sleeve():
+    """tool_insulated=1: every instrument's pixels hold both near-black (shaft) and light grey (sleeve) parts,
+    with the same categories and a mask of similar size (the look changes, not the geometry)."""
+    dark = light = total = area0 = area1 = 0
+    for seed in SEEDS:
+        for (f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tool_insulated=1.0)):
+            assert [c for c, _, _ in i0] == [c for c, _, _ in i1]
+            for (_, m0, _), (_, m1, _) in zip(i0, i1):
+                area0, area1 = area0 + int(m0.sum()), area1 + int(m1.sum())
+                if m1.sum() < 200:
+                    continue
+                px = f1[m1].astype(np.float32)
+                lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
+                sat = (px.max(1) - px.min(1)) / np.maximum(px.max(1), 1)
+                dark += int((lum < 40).mean() > 0.1)
+                light += int(((lum > 120) & (sat < 0.25)).mean() > 0.03)
+                total += 1
+    assert 0.7 < area1 / area0 < 1.5, (area0, area1)  # a longer sleeve in place of jaws
+    assert total >= 6 and dark >= 0.8 * total and light >= 0.6 * total, (dark, light, total)
+
+
 def test_realism_options_are_deterministic():
-    opts = {"tissue_palette": 1.0, "tissue_texture": 0.4, "tool_look": 1.0, "tool_width": 1.0}
+    opts = {
+        "tissue_palette": 1.0,
+        "tissue_texture": 0.4,
+        "tissue_organs": 1.0,
+        "tool_look": 1.0,
+        "tool_width": 1.0,
+        "tool_insulated": 1.0,
+    }
     a, b = _frames(9, **opts), _frames(9, **opts)
     assert all(np.array_equal(fa, fb) for (fa, _), (fb, _) in zip(a, b))
 

@@ -28,7 +28,7 @@ def test_jitter_box_stays_inside_the_image_and_keeps_a_real_box():
     assert edge.tolist() == [0, 0, w, h]
 
 
-def _blobs(model, n=4):
+def _blobs(model, n=4, trunk=False):
     from scopeseg.train.promptable import encode_image, prompt_objects
 
     rng = np.random.default_rng(0)
@@ -39,7 +39,7 @@ def _blobs(model, n=4):
         m = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
         img = np.full((48, 64, 3), 60, np.uint8)
         img[m] = (200, 150, 120)
-        emb[f"img{i}"] = encode_image(model, img).half()
+        emb[f"img{i}"] = encode_image(model, img, trunk=trunk).half()
         objs += prompt_objects(model, m.astype(np.int32), f"img{i}", group=f"source{i % 2}")
     return emb, objs
 
@@ -65,6 +65,36 @@ def test_training_on_cached_embeddings_lowers_the_loss_and_leaves_the_encoder(ti
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in enc.items())
     assert any(not torch.equal(v, model.mask_decoder.state_dict()[k]) for k, v in dec.items())
+
+
+def test_train_neck_trains_only_the_neck_of_the_encoder_on_trunk_features():
+    """train_neck: trunk features cached, the neck (and decoder) change, the trunk does not; the cached
+    path equals the full encoder, and ordinary embeddings are refused by name."""
+    from scopeseg.config import build_config
+    from scopeseg.errors import DataError
+    from scopeseg.models.registry import create_model
+    from scopeseg.models.sam.model import TINY_ARCH
+    from scopeseg.train.promptable import encode_image, fit_on_embeddings
+
+    torch.manual_seed(0)  # trunk width 40 != embedding width 32, as in the real models (320 vs 256)
+    model = create_model("litemedsam", pretrained=False, **{**TINY_ARCH, "embed_dims": (8, 16, 24, 40)})
+    emb, objs = _blobs(model)
+    img = np.full((48, 64, 3), 90, np.uint8)
+    full = encode_image(model, img)
+    assert torch.allclose(model.image_encoder.neck(encode_image(model, img, trunk=True)[None])[0], full)
+    trunk, _ = _blobs(model, trunk=True)
+    cfg = build_config(
+        preset="litemedsam-finetune",
+        overrides=["lr=3e-3", "batch_size=4", "schedule=none", "seed=0", "train_neck=true"],
+    )
+    with pytest.raises(DataError, match="trunk features"):
+        fit_on_embeddings(model, emb, objs, cfg, steps=1)
+    before = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
+    losses = fit_on_embeddings(model, trunk, objs, cfg, steps=10)
+    after = model.image_encoder.state_dict()
+    changed = {k for k, v in before.items() if not torch.equal(v, after[k])}
+    assert changed and all(k.startswith("neck.") for k in changed), changed
+    assert len(losses) == 10 and all(np.isfinite(losses))
 
 
 def test_targets_keep_a_tiny_object_and_logits_meet_them_at_the_input_size():

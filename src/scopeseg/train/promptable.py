@@ -43,6 +43,11 @@ class PromptableTrainConfig(TrainerOptions):
     val_data: str | None = None
     val_fraction: float = Field(0.2, gt=0, lt=1)
     freeze_encoder: bool = False
+    train_neck: bool = Field(
+        False,
+        description="with freeze_encoder: still train the encoder's neck (two convs after the frozen trunk, "
+        "whose output is cached), so the embedding itself adapts to the new images",
+    )
     freeze_bn: bool = Field(True, description="keep BatchNorm statistics fixed (small CPU batches)")
     box_jitter: float = Field(0.1, ge=0, le=0.5, description="max box side shift as a fraction of the side")
     box_shift: float = Field(
@@ -185,6 +190,8 @@ class PromptableModule(L.LightningModule):
         self._emb_cache: dict[int, torch.Tensor] = {}
         if cfg.freeze_encoder:
             self.model.image_encoder.requires_grad_(False)
+            if cfg.train_neck:
+                self.model.image_encoder.neck.requires_grad_(True)
         for p in gradient_free_parameters(self.model):
             p.requires_grad_(False)
         self.save_hyperparameters(
@@ -207,14 +214,19 @@ class PromptableModule(L.LightningModule):
             ds.epoch = self.current_epoch
 
     def _frozen_embeddings(self, pixels: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Frozen encoder: each distinct input image is encoded once per run (CPU fine-tuning)."""
+        """Frozen encoder: each distinct input image is encoded once per run (CPU fine-tuning); with
+        ``train_neck`` the cache holds the trunk's output and the neck runs (with gradients) every step."""
+        enc = self.model.image_encoder
         missing = [i for i, k in enumerate(keys.tolist()) if k not in self._emb_cache]
         if missing:
             with torch.no_grad():
-                new = self.model.encode(pixels[missing])
+                new = (
+                    enc.trunk(pixels[missing]) if self.cfg.train_neck else self.model.encode(pixels[missing])
+                )
             for j, i in enumerate(missing):
                 self._emb_cache[int(keys[i])] = new[j].detach()
-        return torch.stack([self._emb_cache[int(k)] for k in keys.tolist()])
+        cached = torch.stack([self._emb_cache[int(k)] for k in keys.tolist()])
+        return enc.neck(cached) if self.cfg.train_neck else cached
 
     def _step(self, batch):
         pixels, corners, gt, keys = batch
@@ -354,16 +366,21 @@ def prompt_objects(
 
 
 @torch.no_grad()
-def encode_image(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
-    """The frozen encoder's embedding ``(C, g, g)`` of one HxWx3 image through the model's own recipe."""
+def encode_image(model: torch.nn.Module, image: np.ndarray, trunk: bool = False) -> torch.Tensor:
+    """The frozen encoder's embedding ``(C, g, g)`` of one HxWx3 image through the model's own recipe
+    (``trunk``: the features before the neck, what ``fit_on_embeddings`` needs with ``train_neck``)."""
     prep = get_recipe(model.preprocess).prepare(as_rgb_uint8(image), int(model.img_size))
-    return model.encode(torch.from_numpy(prep.pixels))[0]
+    pixels = torch.from_numpy(prep.pixels)
+    return (model.image_encoder.trunk(pixels) if trunk else model.encode(pixels))[0]
 
 
-def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+def _trainable(model: torch.nn.Module, neck: bool = False) -> list[torch.nn.Parameter]:
     frozen = {id(p) for p in gradient_free_parameters(model)}
     return [
-        p for n, p in model.named_parameters() if not n.startswith("image_encoder.") and id(p) not in frozen
+        p
+        for n, p in model.named_parameters()
+        if (not n.startswith("image_encoder.") or (neck and n.startswith("image_encoder.neck.")))
+        and id(p) not in frozen
     ]
 
 
@@ -378,7 +395,8 @@ def fit_on_embeddings(
 ) -> list[float]:
     """Train the prompt encoder + mask decoder of ``model`` on cached embeddings; returns the loss per step.
 
-    Each step draws ``cfg.batch_size`` objects (``balance``: a group uniformly, then an object of it, so a
+    With ``cfg.train_neck`` the cache holds trunk features (``encode_image(..., trunk=True)``) and the
+    encoder's neck trains too. Each step draws ``cfg.batch_size`` objects (``balance``: a group uniformly, then an object of it, so a
     source with many objects does not dominate), jitters their boxes (``box_jitter``, ``box_shift``) and
     applies ``cfg.loss`` to the single-mask output (AdamW, ``cfg.lr`` with ``cfg.schedule``).
     """
@@ -392,7 +410,10 @@ def fit_on_embeddings(
     if missing:
         raise DataError(f"no cached embedding for {missing[0]!r} ({len(missing)} missing)")
     model.image_encoder.requires_grad_(False)
-    params = _trainable(model)
+    neck = model.image_encoder.neck if cfg.train_neck else None
+    if neck is not None:
+        neck.requires_grad_(True)
+    params = _trainable(model, neck=neck is not None)
     for p in gradient_free_parameters(model):
         p.requires_grad_(False)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -408,6 +429,14 @@ def fit_on_embeddings(
     rng = np.random.default_rng(cfg.seed)
     labels = torch.tensor([2.0, 3.0]).expand(cfg.batch_size, 2)
     model.mask_decoder.train()
+    width = model.image_encoder.neck[0].in_channels
+    bad = next(
+        (k for k, e in embeddings.items() if e.shape[0] != (width if neck is not None else e.shape[0])), None
+    )
+    if bad is not None:
+        raise DataError(
+            f"train_neck needs trunk features ({width} channels); {bad!r} has {embeddings[bad].shape[0]}"
+        )
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(steps):
@@ -419,6 +448,8 @@ def fit_on_embeddings(
             box = jitter_box(o.box, o.image_size, rng, cfg.box_jitter, shift)
             corners.append(recipe.scale_boxes(box[None], o.image_size, size).reshape(2, 2))
         emb = torch.stack([embeddings[o.key] for o in batch]).float()
+        if neck is not None:
+            emb = neck(emb)
         coords = torch.from_numpy(np.stack(corners).astype(np.float32))
         low, iou = model.decode(emb, coords, labels[: len(batch)])
         target = torch.stack([o.target[0] for o in batch])

@@ -32,6 +32,7 @@ class InstrumentStyle:
     jaws: bool = True
     thin: float = 1.0
     same_side_curve: bool = False
+    cone: bool = False  # jawless head ending in a cone (insulated electrode sleeve), not a rounded tube
 
 
 #: instrument category name -> look; ids follow this order (1-based), then ``polyp``

@@ -27,8 +27,12 @@ class SynthConfig(BaseConfig):
     # sim-to-real domain randomisation (``realism``); 0 turns an option off and keeps the outputs unchanged
     tissue_palette: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with a random tissue palette
     tissue_texture: float = Field(0.0, ge=0.0, le=1.0)  # amplitude of fine multiplicative tissue texture
+    tissue_organs: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with grey/pale/dark organ regions
     tool_look: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker, tissue-tinted tools
     tool_width: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker tools (untinted)
+    tool_insulated: float = Field(
+        0.0, ge=0.0, le=1.0
+    )  # share of instruments with a black/white insulated look
     splits: Fractions | None = None  # train=0.75,val=0.25 or {train: 0.75, val: 0.25}
 
     @field_validator("size", mode="before")

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .categories import CATEGORY_IDS, INSTRUMENT_STYLES, Color
+from .categories import CATEGORY_IDS, INSTRUMENT_STYLES, Color, InstrumentStyle
 from .noise import Array, fbm, random_signal
 from .optics import FieldOfView
 
@@ -95,9 +95,10 @@ class Instrument:
         difficulty: float,
         tint: Array,
         scale: float,
+        style: InstrumentStyle | None = None,
     ):
         self.name = style_name
-        self.style = st = INSTRUMENT_STYLES[style_name]
+        self.style = st = style or INSTRUMENT_STYLES[style_name]
         self.category_id = CATEGORY_IDS[style_name]
         self.fov = fov
         self.hw = rng.uniform(0.045, 0.07) * scale * st.thin  # wrist half-width at nominal depth (px)
@@ -167,6 +168,12 @@ class Instrument:
             rgb[screw] *= 0.35
             slot = np.abs(x - 0.3 * length) < max(0.8, 0.05 * length)
             rgb[slot] *= 0.5
+        elif st.cone:  # insulated sleeve: full width, then a cone down to a blunt tip
+            start = 0.55 * length
+            u = np.clip((x - start) / max(length - start, 1.0), 0, 1)
+            edge = half * (1.0 - 0.7 * u)
+            alpha = np.clip(edge - np.abs(y) + 0.5, 0, 1) * np.clip(x + 0.5, 0, 1)
+            alpha *= np.clip(length - x + 0.5, 0, 1)
         else:  # suction/irrigation tube: rounded end with side holes
             cap = length - half
             alpha *= np.clip(half - np.sqrt(np.clip(x - cap, 0, None) ** 2 + y**2) + 0.5, 0, 1)

@@ -15,7 +15,14 @@ from .config import SynthConfig
 from .instruments import Instrument
 from .noise import Array, random_signal
 from .optics import FieldOfView, Smoke
-from .realism import ToolLook, fine_texture, tissue_palette, tool_width_factor
+from .realism import (
+    ToolLook,
+    fine_texture,
+    insulated_style,
+    organ_regions,
+    tissue_palette,
+    tool_width_factor,
+)
 from .tissue import Tissue
 
 
@@ -36,12 +43,15 @@ class Scene:
         has_polyp = polyp_rng.random() < cfg.polyp_prob
         self.tissue = Tissue(np.random.default_rng(r_tissue), h, w, d, polyp_rng if has_polyp else None)
         # domain randomisation streams come after the eight above, so those parts stay as they were
-        r_pal, r_tex, r_look, r_width = (np.random.default_rng(s) for s in seq.spawn(1)[0].spawn(4))
+        streams = seq.spawn(1)[0].spawn(6)
+        r_pal, r_tex, r_look, r_width, r_ins, r_org = (np.random.default_rng(s) for s in streams)
         if cfg.tissue_palette > 0 and r_pal.random() < cfg.tissue_palette:
             self.tissue.rgb = tissue_palette(r_pal, self.tissue.rgb)
         if cfg.tissue_texture > 0:
             self.tissue.rgb *= fine_texture(r_tex, *self.tissue.rgb.shape[:2], cfg.tissue_texture)[..., None]
-        if cfg.tissue_palette > 0 or cfg.tissue_texture > 0:
+        if cfg.tissue_organs > 0 and r_org.random() < cfg.tissue_organs:
+            self.tissue.rgb = organ_regions(r_org, self.tissue.rgb, int(r_org.integers(1, 3)))
+        if cfg.tissue_palette > 0 or cfg.tissue_texture > 0 or cfg.tissue_organs > 0:
             self.tissue.mean_color = self.tissue.rgb.reshape(-1, 3).mean(0).astype(np.float32)
         self.tool_look = ToolLook(r_look, cfg.tool_look)
         self.tool_width = tool_width_factor(r_width, cfg.tool_width) * self.tool_look.width
@@ -53,6 +63,9 @@ class Scene:
         for i, r_i in enumerate(r_inst.spawn(n_inst)):
             name = names[int(rng.integers(len(names)))]
             angle = base + i * spread + rng.uniform(-0.3, 0.3) * spread
+            style = None
+            if cfg.tool_insulated > 0 and r_ins.random() < cfg.tool_insulated:
+                style = insulated_style(r_ins, INSTRUMENT_STYLES[name])
             self.instruments.append(
                 Instrument(
                     np.random.default_rng(r_i),
@@ -62,6 +75,7 @@ class Scene:
                     d,
                     self.tissue.mean_color,
                     float(min(h, w)) * self.tool_width,
+                    style,
                 )
             )
         if self.instruments:  # the first instrument is in view from the first frame (no empty videos)

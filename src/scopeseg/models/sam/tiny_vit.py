@@ -255,13 +255,16 @@ class TinyViT(nn.Module):
             LayerNorm2d(out_chans),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything before the neck: ``(B, 3, S, S)`` -> ``(B, embed_dims[-1], g, g)`` (cacheable when frozen)."""
         x = self.patch_embed(x)
         for layer in self.layers:
             x = layer(x)
         b, _, c = x.shape
-        x = x.view(b, self.out_size, self.out_size, c).permute(0, 3, 1, 2)
-        return self.neck(x)
+        return x.view(b, self.out_size, self.out_size, c).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.trunk(x))
 
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:

@@ -120,7 +120,7 @@ def test_insulated_tools_have_a_dark_shaft_and_a_light_sleeve():
     with the same categories and a mask of similar size (the look changes, not the geometry)."""
     dark = light = total = area0 = area1 = 0
     for seed in SEEDS:
-        for (f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tool_insulated=1.0)):
+        for (_f0, i0), (f1, i1) in zip(_frames(seed), _frames(seed, tool_insulated=1.0)):
             assert [c for c, _, _ in i0] == [c for c, _, _ in i1]
             for (_, m0, _), (_, m1, _) in zip(i0, i1):
                 area0, area1 = area0 + int(m0.sum()), area1 + int(m1.sum())

@@ -69,6 +69,64 @@ def score(predictor, cache: dict, cases: list) -> dict:
     return {"dsc": float(np.mean(dsc)), "nsd": float(np.mean(nsd)), "per_image_dsc": dsc}
 
 
+def score_zoom(predictor, zcache: dict, cases: list) -> dict:
+    """``score`` with box zoom: each object decoded on its own crop's embedding (``zcache[key#k]``: embedding,
+    prepared crop, window), pasted back in box order (later boxes overwrite, as ``segment_2d``)."""
+    from scopeseg.metrics.medsam import medsam_cvpr24
+
+    dsc, nsd = [], []
+    for key, _path, labels in cases:
+        seg = np.zeros(labels.shape, np.int32)
+        for k, box in enumerate(boxes_of(labels), start=1):
+            emb, prep, (x0, y0, x1, y1) = zcache[f"{key}#{k}"]
+            predictor.set_embedding(emb, prep)
+            local = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]])
+            mask = predictor.predict(boxes=local).masks[0]
+            seg[y0:y1, x0:x1][mask] = k
+        r = medsam_cvpr24(seg, labels)
+        dsc.append(r["dsc"])
+        nsd.append(r["nsd"])
+    return {"dsc": float(np.mean(dsc)), "nsd": float(np.mean(nsd)), "per_image_dsc": dsc}
+
+
+def zoom_inputs(
+    model, p0, cases: dict, sources: list, zoom, work: Path, flip: bool
+) -> tuple[dict, dict, dict]:
+    """Crop embeddings of every object (and of its mirror image): (eval cache, training embeddings, objects)."""
+    from scopeseg.io import read_image
+    from scopeseg.models import weights as W
+    from scopeseg.models.sam.recipes import as_rgb_uint8, get_recipe, zoom_window
+    from scopeseg.train.promptable import prompt_objects
+
+    disk = work / f"zoom_{zoom.margin:g}_{zoom.min_side}.safetensors"
+    stored = W.load_safetensors(disk) if disk.is_file() else {}
+    n0, recipe = len(stored), get_recipe(model.preprocess)
+    zcache, train_emb, objects = {}, {}, {s: [] for s in sources}
+    for s in sources:
+        for key, path, lab in cases[s]:
+            img = as_rgb_uint8(read_image(path))
+            views = [("", img, lab)]
+            if flip:
+                views.append(("|flip", img[:, ::-1], lab[:, ::-1]))
+            for suffix, im, lb in views:
+                for k, box in enumerate(boxes_of(lb), start=1):
+                    x0, y0, x1, y1 = zoom_window(box, lb.shape, zoom)
+                    crop = np.ascontiguousarray(im[y0:y1, x0:x1])
+                    ckey = f"{key}#{k}{suffix}"
+                    if ckey not in stored:
+                        p0.set_image(crop)
+                        stored[ckey] = p0.get_embedding()[0]
+                    prep = recipe.prepare(crop, int(model.img_size))
+                    if not suffix:
+                        zcache[f"{key}#{k}"] = (stored[ckey], prep, (x0, y0, x1, y1))
+                    train_emb[ckey] = stored[ckey][0].half()
+                    local = np.ascontiguousarray(lb[y0:y1, x0:x1] == k).astype(np.int32)
+                    objects[s] += prompt_objects(model, local, ckey, group=s)
+    if len(stored) > n0:
+        W.save_safetensors(stored, disk)
+    return zcache, train_emb, objects
+
+
 def cpu_info() -> dict:
     flags = set()
     try:
@@ -114,6 +172,11 @@ def main() -> None:
         "--train-neck",
         action="store_true",
         help="also train the image encoder's neck (train_neck=true: trunk features cached, neck trained)",
+    )
+    ap.add_argument(
+        "--zoom",
+        default=None,
+        help="MARGIN,MIN_SIDE: box zoom (each object trained and scored on its own crop; models.sam.recipes.Zoom)",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sources", default=None, help="subset of the real sources (smoke runs)")
@@ -198,9 +261,24 @@ def main() -> None:
                 objects[s] += prompt_objects(
                     model, np.ascontiguousarray(lab[:, ::-1]), key + "|flip", group=s
                 )
+    zoom = zcache = None
+    if args.zoom:
+        from scopeseg.models.sam.recipes import Zoom
+
+        if args.synthetic or args.train_neck:
+            raise SystemExit("--zoom with --synthetic or --train-neck is not supported")
+        m, side = args.zoom.split(",")
+        zoom = Zoom(float(m), int(side))
+        t1 = time.perf_counter()
+        zcache, train_emb, objects = zoom_inputs(model, p0, cases, sources, zoom, work, not args.no_flip)
+        print(f"zoom {zoom}: {len(train_emb)} crops in {time.perf_counter() - t1:.0f} s", flush=True)
     synth_objects = (
         synthetic_objects(model, p0, args, work, train_emb, stored, disk) if args.synthetic else []
     )
+
+    def scored(predictor, cache: dict, group: list) -> dict:
+        return score_zoom(predictor, zcache, group) if zoom else score(predictor, cache, group)
+
     cfg = build_config(
         preset="litemedsam-scope",
         overrides=[
@@ -231,12 +309,15 @@ def main() -> None:
         "balance": "per source",
         "synthetic_frames": args.synthetic,
         "synthetic_groups": args.synthetic_weight if args.synthetic else 0,
+        "zoom": None if zoom is None else {"margin": zoom.margin, "min_side": zoom.min_side},
         "trained": "prompt encoder + mask decoder + encoder neck (encoder trunk frozen)"
         if args.train_neck
         else "prompt encoder + mask decoder (image encoder frozen)",
     }
     run["encode_seconds"] = encode_s
     result["original"] = {s: score(p0, eval_cache, cases[s]) for s in sources}
+    if zoom:
+        run["original_zoom"] = {s: score_zoom(p0, zcache, cases[s]) for s in sources}
     result["cases"] = {
         s: {"images": len(cases[s]), "objects": int(sum(lab.max() for _, _, lab in cases[s]))}
         for s in sources
@@ -277,7 +358,7 @@ def main() -> None:
         losses = fit_on_embeddings(model, train_emb, train_objs, cfg, steps=args.steps)
         secs = time.perf_counter() - t0
         p = PromptPredictor.from_pretrained(model, engine="torch", threads=args.threads)
-        sc = score(p, tuned_cache([k for k, _, _ in cases[held]]), cases[held])
+        sc = scored(p, tuned_cache([k for k, _, _ in cases[held]]), cases[held])
         run["folds"][held] = {
             "trained_on": [s for s in sources if s != held],
             "train_objects": len(train_objs),
@@ -313,8 +394,8 @@ def main() -> None:
             "delta_bytes": path.stat().st_size,
             "delta_sha256": W.sha256_file(path),
             "delta_tensors": len(delta),
-            "training_set_scores_fp32": {s: score(fp32, fp32_cache, cases[s])["dsc"] for s in sources},
-            "training_set_scores_fp16_delta": {s: score(fp16, fp16_cache, cases[s])["dsc"] for s in sources},
+            "training_set_scores_fp32": {s: scored(fp32, fp32_cache, cases[s])["dsc"] for s in sources},
+            "training_set_scores_fp16_delta": {s: scored(fp16, fp16_cache, cases[s])["dsc"] for s in sources},
         }
         print(json.dumps({k: v for k, v in run["final"].items()}, indent=1), flush=True)
     save()
@@ -380,26 +461,34 @@ def render_md(r: dict) -> str:
     for tag, run in r.get("settings", {}).items():
         cfgs = ", ".join(f"{k} {v}" for k, v in run["config"].items())
         lines += [f"## {tag}", "", cfgs, ""]
+        oz = run.get("original_zoom")  # the original with the same box zoom (fine-tuned rows are zoomed)
+        zh, zs = (" original + zoom DSC |", "---|") if oz else ("", "")
         lines += [
-            "| held-out source | images | objects | original DSC | fine-tuned DSC | change | "
+            f"| held-out source | images | objects | original DSC |{zh} fine-tuned DSC | change | "
             "original NSD | fine-tuned NSD | train s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"|---|---|---|---|{zs}---|---|---|---|---|",
         ]
         for s, f in run["folds"].items():
             o, n = orig[s], r["cases"][s]
+            z = f" {oz[s]['dsc']:.4f} |" if oz else ""
             lines.append(
-                f"| {s} | {n['images']} | {n['objects']} | {o['dsc']:.4f} | {f['dsc']:.4f} | "
+                f"| {s} | {n['images']} | {n['objects']} | {o['dsc']:.4f} |{z} {f['dsc']:.4f} | "
                 f"{f['dsc'] - o['dsc']:+.4f} | {o['nsd']:.4f} | {f['nsd']:.4f} | {f['train_seconds']:.0f} |"
             )
         for name, group in (("surgical", SURGICAL), ("polyp", POLYP)):
             if all(s in run["folds"] for s in group):
                 oi, os_ = _agg(orig, r["cases"], group)
                 fi, fs = _agg(run["folds"], r["cases"], group)
-                lines.append(
-                    f"| **{name}, mean over images** | | | {oi:.4f} | {fi:.4f} | {fi - oi:+.4f} | | | |"
+                zi, zs_ = (
+                    (f" {_agg(oz, r['cases'], group)[0]:.4f} |", f" {_agg(oz, r['cases'], group)[1]:.4f} |")
+                    if oz
+                    else ("", "")
                 )
                 lines.append(
-                    f"| **{name}, mean over sources** | | | {os_:.4f} | {fs:.4f} | {fs - os_:+.4f} | | | |"
+                    f"| **{name}, mean over images** | | | {oi:.4f} |{zi} {fi:.4f} | {fi - oi:+.4f} | | | |"
+                )
+                lines.append(
+                    f"| **{name}, mean over sources** | | | {os_:.4f} |{zs_} {fs:.4f} | {fs - os_:+.4f} | | | |"
                 )
         if "final" in run:
             fin = run["final"]

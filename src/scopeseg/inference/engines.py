@@ -377,6 +377,7 @@ class GraphPromptEngine(GraphEngine, PromptEngine):
         self.img_size = int(meta["img_size"])
         self.low_res_size = int(meta["low_res_size"])
         self.preprocess = meta["preprocess"]
+        self.model_name = meta.get("name")  # the released model it was exported from (its inference defaults)
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         return self.encoder({"pixels": np.ascontiguousarray(pixels, np.float32)})[0]

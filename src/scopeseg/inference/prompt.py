@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..models.sam.recipes import PreparedImage, as_rgb_uint8, get_recipe
+from ..models.sam.recipes import PreparedImage, Zoom, as_rgb_uint8, get_recipe, zoom_window
 from .engines import PromptEngine, load_engine
 from .predictors import register_predictor
 
@@ -121,15 +121,46 @@ def encode_prompts(
     return coords, np.concatenate(parts_l, axis=1).astype(np.float32)
 
 
+#: models whose decoder was fine-tuned on box crops: their box prompts are zoomed unless ``zoom="off"``
+DEFAULT_ZOOM: dict[str, Zoom] = {"litemedsam-scope": Zoom(0.5, 160)}
+
+
+def resolve_zoom(zoom: Zoom | str | None, name: Any = None) -> Zoom | None:
+    """``"auto"``: the model's default (``DEFAULT_ZOOM``, none for other models); ``"off"`` / None: no zoom;
+    ``"MARGIN,MIN_SIDE"`` (e.g. ``"0.5,160"``) or a ``Zoom``."""
+    if zoom is None or isinstance(zoom, Zoom):
+        return zoom
+    text = str(zoom).strip().lower()
+    if text == "auto":
+        return DEFAULT_ZOOM.get(str(name)) if isinstance(name, str) else None
+    if text in ("off", "none", "false", "0"):
+        return None
+    try:
+        margin, side = text.split(",")
+        out = Zoom(float(margin), int(side))
+    except ValueError:
+        raise DataError(f"zoom {zoom!r}: expected auto, off or MARGIN,MIN_SIDE (e.g. 0.5,160)") from None
+    if not (0 <= out.margin <= 10 and out.min_side >= 8):
+        raise DataError(f"zoom {zoom!r}: margin must be in [0, 10] and MIN_SIDE >= 8 pixels")
+    return out
+
+
 @register_predictor("promptable")
 class PromptPredictor:
-    """``set_image`` once, then ``predict`` boxes / points / masks in original-image pixels."""
+    """``set_image`` once, then ``predict`` boxes / points / masks in original-image pixels.
 
-    def __init__(self, engine: PromptEngine):
+    With ``zoom`` each box prompt (and its points) is decoded on its own crop (``models.sam.recipes.Zoom``):
+    one encoder pass per box instead of one per image, for thin or small objects a model sees at low
+    resolution; points-only prompts and ``mask_input`` refinement use the whole image.
+    """
+
+    def __init__(self, engine: PromptEngine, zoom: Zoom | None = None):
         self.engine = engine
         self.recipe = get_recipe(engine.preprocess)
+        self.zoom = zoom
         self._embedding = None
         self._prep: PreparedImage | None = None
+        self._rgb: np.ndarray | None = None  # the current image (zoom crops are cut from it)
 
     @classmethod
     def from_pretrained(
@@ -138,14 +169,17 @@ class PromptPredictor:
         engine: str = "torch",
         precision: str = "fp32",
         threads: int | None = None,
+        zoom: Zoom | str | None = "auto",
         **options: Any,
     ) -> PromptPredictor:
         """``"litemedsam"``, ``"mobilesam"``, a checkpoint folder, or an exported ONNX folder (engine ``onnx``).
 
         ``engine``/``precision``/``threads`` pick the backend (``engines.load_engine``); the onnx engine exports
         a non-exported model once into its cache, announced (``calibration_images=`` for int8-static).
+        ``zoom``: ``"auto"`` (the model's default: on for ``litemedsam-scope``), ``"off"`` or ``"0.5,160"``.
         """
-        return cls(load_engine(name_or_dir, "promptable", engine, precision, threads, **options))
+        eng = load_engine(name_or_dir, "promptable", engine, precision, threads, **options)
+        return cls(eng, zoom=resolve_zoom(zoom, getattr(eng, "model_name", None) or name_or_dir))
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -153,21 +187,32 @@ class PromptPredictor:
         return None if self._prep is None else self._prep.original_size
 
     def set_image(self, image: np.ndarray) -> None:
-        """Encode an HxWx3 uint8 RGB image (grey, RGBA, 16-bit and float are converted) and cache it."""
+        """Encode an HxWx3 uint8 RGB image (grey, RGBA, 16-bit and float are converted) and cache it.
+
+        With ``zoom`` the whole-image embedding is computed only when needed (points alone, ``mask_input``,
+        ``get_embedding``): box prompts encode their own crops.
+        """
         rgb = as_rgb_uint8(image)
         prep = self.recipe.prepare(rgb, self.engine.img_size)
-        self._embedding = self.engine.encode(prep.pixels)
-        self._prep = prep
+        self._embedding = None if self.zoom else self.engine.encode(prep.pixels)
+        self._prep, self._rgb = prep, rgb
+
+    def _whole_image_embedding(self) -> Any:
+        if self._embedding is None:
+            self._embedding = self.engine.encode(self._prep.pixels)
+        return self._embedding
 
     def get_embedding(self) -> tuple[Any, PreparedImage]:
         """The cached (embedding, prepared image) of the current image, for ``set_embedding`` later."""
         if self._prep is None:
             raise DataError("no image set: call set_image(image) first")
-        return self._embedding, self._prep
+        return self._whole_image_embedding(), self._prep
 
-    def set_embedding(self, embedding: Any, prep: PreparedImage) -> None:
-        """Reuse an embedding computed earlier for the same prepared image."""
+    def set_embedding(self, embedding: Any, prep: PreparedImage, image: np.ndarray | None = None) -> None:
+        """Reuse an embedding computed earlier for the same prepared image (``image``: its pixels, which box
+        zoom needs; without them box prompts decode on the whole-image embedding)."""
         self._embedding, self._prep = embedding, prep
+        self._rgb = None if image is None else as_rgb_uint8(image)
 
     def predict(
         self,
@@ -189,8 +234,62 @@ class PromptPredictor:
         if points is not None:
             pts, lab = check_points(points, point_labels, prep.original_size, n)
         n = box_arr.shape[0] if box_arr is not None else pts.shape[0]
+        if self.zoom is not None and box_arr is not None and mask_input is None and self._rgb is not None:
+            return self._predict_zoomed(box_arr, pts, lab, multimask)
         coords, labels = encode_prompts(self.recipe, prep, size, box_arr, pts, lab)
         return self._decode(coords, labels, mask_input, multimask)
+
+    def _predict_zoomed(
+        self, boxes: np.ndarray, pts: np.ndarray | None, lab: np.ndarray | None, multimask: bool
+    ) -> PromptResult:
+        """Each box (with its points) decoded on its own crop; masks pasted back at the original size and the
+        logits mapped into the whole image's low-res frame (so they can be fed back as ``mask_input``)."""
+        h, w = self._prep.original_size
+        size, low_size = self.engine.img_size, self.engine.low_res_size
+        sel = slice(1, None) if multimask else slice(0, 1)
+        masks, scores, lows = [], [], []
+        for i, box in enumerate(boxes):
+            x0, y0, x1, y1 = zoom_window(box, (h, w), self.zoom)
+            if pts is not None:  # the crop also holds the prompt's points
+                x0, y0 = (
+                    min(x0, int(np.floor(pts[i, :, 0].min()))),
+                    min(y0, int(np.floor(pts[i, :, 1].min()))),
+                )
+                x1, y1 = max(x1, int(np.ceil(pts[i, :, 0].max()))), max(y1, int(np.ceil(pts[i, :, 1].max())))
+                x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            crop = np.ascontiguousarray(self._rgb[y0:y1, x0:x1])
+            prep = self.recipe.prepare(crop, size)
+            shift = np.array([x0, y0], np.float64)
+            local_pts = None if pts is None else pts[i : i + 1] - shift
+            local_box = (box.reshape(2, 2) - shift).reshape(1, 4)
+            coords, labels = encode_prompts(
+                self.recipe, prep, size, local_box, local_pts, None if lab is None else lab[i : i + 1]
+            )
+            low, iou = self.engine.decode(self.engine.encode(prep.pixels), coords, labels, None)
+            logits = self.recipe.postprocess(low[:, sel], prep, size)[0].numpy()  # (M, ch, cw)
+            canvas = np.full((logits.shape[0], h, w), -20.0, np.float32)
+            canvas[:, y0:y1, x0:x1] = logits
+            masks.append(canvas > 0.0)
+            scores.append(iou[0, sel].numpy())
+            lows.append(np.stack([self._to_low_res(c, size, low_size) for c in canvas]))
+        masks_a, scores_a, lows_a = np.stack(masks), np.stack(scores), np.stack(lows)
+        if not multimask:
+            return PromptResult(masks_a[:, 0], scores_a[:, 0], lows_a[:, 0])
+        return PromptResult(masks_a, scores_a, lows_a)
+
+    def _to_low_res(self, logits: np.ndarray, size: int, low_size: int) -> np.ndarray:
+        """A whole-image logit map (H, W) in the decoder's low-res frame: the recipe's resize, zero-pad (as
+        -20), then the decoder grid (what ``mask_input`` expects)."""
+        import torch
+        import torch.nn.functional as F
+
+        small = np.asarray(self.recipe.resize(logits, size), np.float32)
+        frame = np.full((size, size), -20.0, np.float32)
+        frame[: small.shape[0], : small.shape[1]] = small
+        if low_size == size:
+            return frame
+        t = torch.from_numpy(frame)[None, None]
+        return F.interpolate(t, (low_size, low_size), mode="bilinear", align_corners=False)[0, 0].numpy()
 
     def predict_input_space(
         self, boxes: Any, mask_input: Any = None, multimask: bool = False
@@ -210,7 +309,7 @@ class PromptPredictor:
     ) -> PromptResult:
         n = coords.shape[0]
         masks_in = None if mask_input is None else self._check_mask_input(mask_input, n)
-        low, iou = self.engine.decode(self._embedding, coords, labels, masks_in)
+        low, iou = self.engine.decode(self._whole_image_embedding(), coords, labels, masks_in)
         sel = slice(1, None) if multimask else slice(0, 1)
         low, iou = low[:, sel], iou[:, sel]
         full = self.recipe.postprocess(low, self._prep, self.engine.img_size) > 0.0

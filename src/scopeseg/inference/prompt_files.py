@@ -52,11 +52,14 @@ class PromptEngineConfig(BaseConfig):
     #: int8-static = calibrated QDQ (onnx, openvino)
     precision: Literal["fp32", "bf16", "int8", "int8-static"] = "fp32"
     threads: int | None = Field(None, ge=1)  # CPU threads (None: the torch / ORT default)
+    #: box zoom: auto (the model's default: on for litemedsam-scope), off, or MARGIN,MIN_SIDE (e.g. 0.5,160):
+    #: each box segmented in its own crop (one encoder pass per box)
+    zoom: str = "auto"
 
     def predictor(self, model: str | Path) -> PromptPredictor:
         """The ``PromptPredictor`` of ``model`` with these settings."""
         return PromptPredictor.from_pretrained(
-            model, engine=self.engine, precision=self.precision, threads=self.threads
+            model, engine=self.engine, precision=self.precision, threads=self.threads, zoom=self.zoom
         )
 
 

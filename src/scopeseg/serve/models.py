@@ -186,7 +186,7 @@ class ModelHub:
         if mask_input is not None:
             kw["mask_input"] = mask_input
         with e.lock:
-            pred.set_embedding(emb, prep)
+            pred.set_embedding(emb, prep, image)  # the pixels too: box zoom crops them
             out = pred.predict(**kw)
         return out.masks[0], float(out.scores[0]), out.low_res_logits[0], cached
 

@@ -137,6 +137,32 @@ class SAMRecipe:
         return F.interpolate(logits, prep.original_size, mode="bilinear", align_corners=False)
 
 
+@dataclass(frozen=True)
+class Zoom:
+    """Box zoom: each box is segmented in its own crop, a square of the box's longer side x (1 + 2 margin)
+    (at least ``min_side`` pixels) centred on it, so a thin instrument spans the encoder's input instead of
+    a few of its pixels (LiteMedSAM sees a whole frame at 256 px)."""
+
+    margin: float = 0.5
+    min_side: int = 160
+
+
+def zoom_window(box: np.ndarray, image_hw: tuple[int, int], zoom: Zoom) -> tuple[int, int, int, int]:
+    """Integer crop ``(x0, y0, x1, y1)`` of ``zoom`` around the xyxy ``box``: shifted (not cut) to stay in
+    the ``image_hw`` image where the square fits; it always contains the box."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * zoom.margin), float(zoom.min_side))
+    out = []
+    for lo, hi, limit in ((x0, x1, w), (y0, y1, h)):
+        s = min(side, float(limit))
+        start = min(max((lo + hi) / 2 - s / 2, 0.0), limit - s)
+        a, b = int(np.floor(start)), int(np.ceil(start + s))
+        out.append((max(0, min(a, int(np.floor(lo)))), min(limit, max(b, int(np.ceil(hi))))))
+    (cx0, cx1), (cy0, cy1) = out
+    return cx0, cy0, cx1, cy1
+
+
 RECIPES = {"medsam": MedSAMRecipe(), "sam": SAMRecipe()}
 
 

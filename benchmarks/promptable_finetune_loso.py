@@ -72,17 +72,28 @@ def score(predictor, cache: dict, cases: list) -> dict:
 def score_zoom(predictor, zcache: dict, cases: list) -> dict:
     """``score`` with box zoom: each object decoded on its own crop's embedding (``zcache[key#k]``: embedding,
     prepared crop, window), pasted back in box order (later boxes overwrite, as ``segment_2d``)."""
+    import torch
+
     from scopeseg.metrics.medsam import medsam_cvpr24
+
+    def logits_of(emb, prep, box):  # crop-size logits of one box (the predictor's own post-processing)
+        predictor.set_embedding(emb, prep)
+        low = torch.from_numpy(predictor.predict(boxes=box).low_res_logits)[:, None]
+        return predictor.recipe.postprocess(low, prep, predictor.engine.img_size)[0, 0].numpy()
 
     dsc, nsd = [], []
     for key, _path, labels in cases:
         seg = np.zeros(labels.shape, np.int32)
         for k, box in enumerate(boxes_of(labels), start=1):
             emb, prep, (x0, y0, x1, y1) = zcache[f"{key}#{k}"]
-            predictor.set_embedding(emb, prep)
             local = np.array([[box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]])
-            mask = predictor.predict(boxes=local).masks[0]
-            seg[y0:y1, x0:x1][mask] = k
+            logits = logits_of(emb, prep, local)
+            if f"{key}#{k}|mirror" in zcache:  # flip TTA: the mirrored crop, mirrored back, averaged
+                memb, mprep, _ = zcache[f"{key}#{k}|mirror"]
+                cw = x1 - x0
+                fbox = np.array([[cw - local[0, 2], local[0, 1], cw - local[0, 0], local[0, 3]]])
+                logits = 0.5 * (logits + logits_of(memb, mprep, fbox)[:, ::-1])
+            seg[y0:y1, x0:x1][logits > 0] = k
         r = medsam_cvpr24(seg, labels)
         dsc.append(r["dsc"])
         nsd.append(r["nsd"])
@@ -90,7 +101,7 @@ def score_zoom(predictor, zcache: dict, cases: list) -> dict:
 
 
 def zoom_inputs(
-    model, p0, cases: dict, sources: list, zoom, work: Path, flip: bool
+    model, p0, cases: dict, sources: list, zoom, work: Path, flip: bool, tta: bool = False
 ) -> tuple[dict, dict, dict]:
     """Crop embeddings of every object (and of its mirror image): (eval cache, training embeddings, objects)."""
     from scopeseg.io import read_image
@@ -119,6 +130,13 @@ def zoom_inputs(
                     prep = recipe.prepare(crop, int(model.img_size))
                     if not suffix:
                         zcache[f"{key}#{k}"] = (stored[ckey], prep, (x0, y0, x1, y1))
+                    if not suffix and tta:  # the same window mirrored (flip TTA at scoring)
+                        mirror = np.ascontiguousarray(crop[:, ::-1])
+                        if ckey + "|mirror" not in stored:
+                            p0.set_image(mirror)
+                            stored[ckey + "|mirror"] = p0.get_embedding()[0]
+                        mprep = recipe.prepare(mirror, int(model.img_size))
+                        zcache[ckey + "|mirror"] = (stored[ckey + "|mirror"], mprep, (x0, y0, x1, y1))
                     train_emb[ckey] = stored[ckey][0].half()
                     local = np.ascontiguousarray(lb[y0:y1, x0:x1] == k).astype(np.int32)
                     objects[s] += prompt_objects(model, local, ckey, group=s)
@@ -177,6 +195,9 @@ def main() -> None:
         "--zoom",
         default=None,
         help="MARGIN,MIN_SIDE: box zoom (each object trained and scored on its own crop; models.sam.recipes.Zoom)",
+    )
+    ap.add_argument(
+        "--tta", action="store_true", help="with --zoom: flip test-time augmentation when scoring"
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sources", default=None, help="subset of the real sources (smoke runs)")
@@ -270,7 +291,9 @@ def main() -> None:
         m, side = args.zoom.split(",")
         zoom = Zoom(float(m), int(side))
         t1 = time.perf_counter()
-        zcache, train_emb, objects = zoom_inputs(model, p0, cases, sources, zoom, work, not args.no_flip)
+        zcache, train_emb, objects = zoom_inputs(
+            model, p0, cases, sources, zoom, work, not args.no_flip, args.tta
+        )
         print(f"zoom {zoom}: {len(train_emb)} crops in {time.perf_counter() - t1:.0f} s", flush=True)
     synth_objects = (
         synthetic_objects(model, p0, args, work, train_emb, stored, disk) if args.synthetic else []
@@ -309,7 +332,9 @@ def main() -> None:
         "balance": "per source",
         "synthetic_frames": args.synthetic,
         "synthetic_groups": args.synthetic_weight if args.synthetic else 0,
-        "zoom": None if zoom is None else {"margin": zoom.margin, "min_side": zoom.min_side},
+        "zoom": None
+        if zoom is None
+        else {"margin": zoom.margin, "min_side": zoom.min_side, "flip_tta": args.tta},
         "trained": "prompt encoder + mask decoder + encoder neck (encoder trunk frozen)"
         if args.train_neck
         else "prompt encoder + mask decoder (image encoder frozen)",

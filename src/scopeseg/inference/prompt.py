@@ -258,24 +258,36 @@ class PromptPredictor:
                 x1, y1 = max(x1, int(np.ceil(pts[i, :, 0].max()))), max(y1, int(np.ceil(pts[i, :, 1].max())))
                 x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
             crop = np.ascontiguousarray(self._rgb[y0:y1, x0:x1])
-            prep = self.recipe.prepare(crop, size)
             shift = np.array([x0, y0], np.float64)
             local_pts = None if pts is None else pts[i : i + 1] - shift
             local_box = (box.reshape(2, 2) - shift).reshape(1, 4)
-            coords, labels = encode_prompts(
-                self.recipe, prep, size, local_box, local_pts, None if lab is None else lab[i : i + 1]
-            )
-            low, iou = self.engine.decode(self.engine.encode(prep.pixels), coords, labels, None)
-            logits = self.recipe.postprocess(low[:, sel], prep, size)[0].numpy()  # (M, ch, cw)
+            local_lab = None if lab is None else lab[i : i + 1]
+            logits, iou = self._decode_crop(crop, local_box, local_pts, local_lab, sel)
+            if self.zoom.flip:  # the mirrored crop, its logits mirrored back and averaged
+                cw = x1 - x0
+                fbox = local_box[:, [2, 1, 0, 3]] * np.array([-1, 1, -1, 1]) + np.array([cw, 0, cw, 0])
+                fpts = None if local_pts is None else local_pts * np.array([-1, 1]) + np.array([cw, 0])
+                flog, fiou = self._decode_crop(crop[:, ::-1], fbox, fpts, local_lab, sel)
+                logits, iou = 0.5 * (logits + flog[..., ::-1]), 0.5 * (iou + fiou)
             canvas = np.full((logits.shape[0], h, w), -20.0, np.float32)
             canvas[:, y0:y1, x0:x1] = logits
             masks.append(canvas > 0.0)
-            scores.append(iou[0, sel].numpy())
+            scores.append(iou)
             lows.append(np.stack([self._to_low_res(c, size, low_size) for c in canvas]))
         masks_a, scores_a, lows_a = np.stack(masks), np.stack(scores), np.stack(lows)
         if not multimask:
             return PromptResult(masks_a[:, 0], scores_a[:, 0], lows_a[:, 0])
         return PromptResult(masks_a, scores_a, lows_a)
+
+    def _decode_crop(
+        self, crop: np.ndarray, box: np.ndarray, pts: np.ndarray | None, lab: np.ndarray | None, sel: slice
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(logits ``(M, ch, cw)`` at the crop's size, IoU scores ``(M,)``) of one box on one crop."""
+        size = self.engine.img_size
+        prep = self.recipe.prepare(np.ascontiguousarray(crop), size)
+        coords, labels = encode_prompts(self.recipe, prep, size, box, pts, lab)
+        low, iou = self.engine.decode(self.engine.encode(prep.pixels), coords, labels, None)
+        return self.recipe.postprocess(low[:, sel], prep, size)[0].numpy(), iou[0, sel].numpy()
 
     def _to_low_res(self, logits: np.ndarray, size: int, low_size: int) -> np.ndarray:
         """A whole-image logit map (H, W) in the decoder's low-res frame: the recipe's resize, zero-pad (as

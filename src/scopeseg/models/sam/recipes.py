@@ -141,10 +141,12 @@ class SAMRecipe:
 class Zoom:
     """Box zoom: each box is segmented in its own crop, a square of the box's longer side x (1 + 2 margin)
     (at least ``min_side`` pixels) centred on it, so a thin instrument spans the encoder's input instead of
-    a few of its pixels (LiteMedSAM sees a whole frame at 256 px)."""
+    a few of its pixels (LiteMedSAM sees a whole frame at 256 px). ``flip``: also decode the mirrored crop
+    and average the two logit maps (test-time augmentation: two encoder passes per box)."""
 
     margin: float = 0.5
     min_side: int = 160
+    flip: bool = False
 
 
 def zoom_window(box: np.ndarray, image_hw: tuple[int, int], zoom: Zoom) -> tuple[int, int, int, int]:

@@ -36,7 +36,8 @@ def test_resolve_zoom_defaults_and_errors():
     assert resolve_zoom("auto", "litemedsam") is None and resolve_zoom("auto", object()) is None
     assert resolve_zoom("off", "litemedsam-scope") is None and resolve_zoom(None) is None
     assert resolve_zoom("0.25,96") == Zoom(0.25, 96)
-    for bad in ("big", "0.5", "-1,100", "0.5,2"):
+    assert resolve_zoom("0.5, 160, flip") == Zoom(0.5, 160, True)
+    for bad in ("big", "0.5", "-1,100", "0.5,2", "0.5,160,mirror", "0.5,160,flip,1"):
         with pytest.raises(DataError, match="zoom"):
             resolve_zoom(bad)
 
@@ -70,6 +71,31 @@ def test_zoomed_boxes_equal_decoding_each_crop_and_pasting(tiny_model, scope_ima
     pa = zoomed.predict(points=[[60, 45]], point_labels=[1])
     pb = plain.predict(points=[[60, 45]], point_labels=[1])
     assert np.array_equal(pa.masks, pb.masks)
+
+
+def test_zoom_flip_averages_the_crop_and_its_mirror(tiny_model, scope_image):
+    import torch
+
+    zoomed = PromptPredictor(TorchPromptEngine(tiny_model), zoom=Zoom(0.5, 24, flip=True))
+    zoomed.set_image(scope_image)
+    box = np.array([40.0, 25.0, 70.0, 65.0])
+    out = zoomed.predict(boxes=box[None])
+    x0, y0, x1, y1 = zoom_window(box, (90, 120), zoomed.zoom)
+    crop, cw = scope_image[y0:y1, x0:x1], x1 - x0
+    plain = PromptPredictor(TorchPromptEngine(tiny_model))
+
+    def logits(img, b):
+        plain.set_image(np.ascontiguousarray(img))
+        low = torch.from_numpy(plain.predict(boxes=b).low_res_logits)[:, None]
+        return plain.recipe.postprocess(low, plain._prep, 64)[0, 0].numpy()
+
+    local = box - np.array([x0, y0, x0, y0])
+    mirrored = np.array([cw - local[2], local[1], cw - local[0], local[3]])
+    avg = 0.5 * (logits(crop, local) + logits(crop[:, ::-1], mirrored)[:, ::-1])
+    expect = np.zeros((90, 120), bool)
+    expect[y0:y1, x0:x1] = avg > 0
+    assert np.array_equal(out.masks[0], expect)
+    assert not np.allclose(logits(crop, local), avg)  # the mirror really contributes
 
 
 def test_zoom_without_pixels_falls_back_to_the_whole_image(tiny_model, scope_image):

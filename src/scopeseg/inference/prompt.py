@@ -127,7 +127,7 @@ DEFAULT_ZOOM: dict[str, Zoom] = {"litemedsam-scope": Zoom(0.5, 160)}
 
 def resolve_zoom(zoom: Zoom | str | None, name: Any = None) -> Zoom | None:
     """``"auto"``: the model's default (``DEFAULT_ZOOM``, none for other models); ``"off"`` / None: no zoom;
-    ``"MARGIN,MIN_SIDE"`` (e.g. ``"0.5,160"``) or a ``Zoom``."""
+    ``"MARGIN,MIN_SIDE[,flip]"`` (e.g. ``"0.5,160"``; ``flip``: flip test-time augmentation) or a ``Zoom``."""
     if zoom is None or isinstance(zoom, Zoom):
         return zoom
     text = str(zoom).strip().lower()
@@ -135,11 +135,16 @@ def resolve_zoom(zoom: Zoom | str | None, name: Any = None) -> Zoom | None:
         return DEFAULT_ZOOM.get(str(name)) if isinstance(name, str) else None
     if text in ("off", "none", "false", "0"):
         return None
+    parts = [p.strip() for p in text.split(",")]
+    flip = len(parts) == 3 and parts[2] == "flip"
     try:
-        margin, side = text.split(",")
-        out = Zoom(float(margin), int(side))
+        if len(parts) != 2 and not flip:
+            raise ValueError(text)
+        out = Zoom(float(parts[0]), int(parts[1]), flip)
     except ValueError:
-        raise DataError(f"zoom {zoom!r}: expected auto, off or MARGIN,MIN_SIDE (e.g. 0.5,160)") from None
+        raise DataError(
+            f"zoom {zoom!r}: expected auto, off or MARGIN,MIN_SIDE[,flip] (e.g. 0.5,160)"
+        ) from None
     if not (0 <= out.margin <= 10 and out.min_side >= 8):
         raise DataError(f"zoom {zoom!r}: margin must be in [0, 10] and MIN_SIDE >= 8 pixels")
     return out

@@ -175,10 +175,10 @@ register_weights(
     WeightSpec(
         name="litemedsam-scope",
         package="scopeseg",
-        version="0.2.0",
+        version="0.3.0",
         kind="delta",
         member="models/sam/released/litemedsam-scope.safetensors",
-        sha256="de0146de79cccac4c554bfc4866e335afa95878592f199d79120cf699e8c4305",
+        sha256="603e014a42e2990e85a2d8db1adc8cb7f3b3e1c9688f23195229a8df377e4207",
         license="Apache-2.0 (base LiteMedSAM weights); fine-tuned on data under CC BY 4.0, CC BY-NC-SA 4.0 and "
         "unclear / research-only terms: see the model card",
         params=9_791_556,

@@ -32,7 +32,7 @@ def test_zoom_window_is_a_square_around_the_box_shifted_into_the_image():
 
 
 def test_resolve_zoom_defaults_and_errors():
-    assert resolve_zoom("auto", "litemedsam-scope") == Zoom(0.5, 160)
+    assert resolve_zoom("auto", "litemedsam-scope") == Zoom(0.5, 160, flip=True)
     assert resolve_zoom("auto", "litemedsam") is None and resolve_zoom("auto", object()) is None
     assert resolve_zoom("off", "litemedsam-scope") is None and resolve_zoom(None) is None
     assert resolve_zoom("0.25,96") == Zoom(0.25, 96)

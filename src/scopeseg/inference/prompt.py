@@ -122,7 +122,7 @@ def encode_prompts(
 
 
 #: models whose decoder was fine-tuned on box crops: their box prompts are zoomed unless ``zoom="off"``
-DEFAULT_ZOOM: dict[str, Zoom] = {"litemedsam-scope": Zoom(0.5, 160)}
+DEFAULT_ZOOM: dict[str, Zoom] = {"litemedsam-scope": Zoom(0.5, 160, flip=True)}
 
 
 def resolve_zoom(zoom: Zoom | str | None, name: Any = None) -> Zoom | None:

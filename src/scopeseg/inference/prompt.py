@@ -155,8 +155,8 @@ class PromptPredictor:
     """``set_image`` once, then ``predict`` boxes / points / masks in original-image pixels.
 
     With ``zoom`` each box prompt (and its points) is decoded on its own crop (``models.sam.recipes.Zoom``):
-    one encoder pass per box instead of one per image, for thin or small objects a model sees at low
-    resolution; points-only prompts and ``mask_input`` refinement use the whole image.
+    one encoder pass per box (two with ``flip``) instead of one per image, for thin or small objects a model
+    sees at low resolution; points-only prompts and ``mask_input`` refinement use the whole image.
     """
 
     def __init__(self, engine: PromptEngine, zoom: Zoom | None = None):
@@ -181,7 +181,8 @@ class PromptPredictor:
 
         ``engine``/``precision``/``threads`` pick the backend (``engines.load_engine``); the onnx engine exports
         a non-exported model once into its cache, announced (``calibration_images=`` for int8-static).
-        ``zoom``: ``"auto"`` (the model's default: on for ``litemedsam-scope``), ``"off"`` or ``"0.5,160"``.
+        ``zoom``: ``"auto"`` (the model's default: ``0.5,160,flip`` for ``litemedsam-scope``, none for the
+        others), ``"off"``, ``"MARGIN,MIN_SIDE[,flip]"`` or a ``Zoom``.
         """
         eng = load_engine(name_or_dir, "promptable", engine, precision, threads, **options)
         return cls(eng, zoom=resolve_zoom(zoom, getattr(eng, "model_name", None) or name_or_dir))

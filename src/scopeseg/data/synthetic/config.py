@@ -30,9 +30,8 @@ class SynthConfig(BaseConfig):
     tissue_organs: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with grey/pale/dark organ regions
     tool_look: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker, tissue-tinted tools
     tool_width: float = Field(0.0, ge=0.0, le=1.0)  # share of videos with thicker tools (untinted)
-    tool_insulated: float = Field(
-        0.0, ge=0.0, le=1.0
-    )  # share of instruments with a black/white insulated look
+    # share of instruments with an insulated look (black shaft, matte white sleeve, cone tip)
+    tool_insulated: float = Field(0.0, ge=0.0, le=1.0)
     splits: Fractions | None = None  # train=0.75,val=0.25 or {train: 0.75, val: 0.25}
 
     @field_validator("size", mode="before")

@@ -138,6 +138,11 @@ def test_cli_segment_and_medsam_infer(tiny_model, cases, scope_image, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "frame.png" in err and "outside" in err
     assert main(["segment", str(ckpt), str(tmp_path / "frame.png"), str(tmp_path / "o"), "boxes=1,2,3"]) == 2
+    capsys.readouterr()  # boxes= on a folder: one line saying what to give instead, nothing written
+    assert main(["segment", str(ckpt), str(tmp_path), str(tmp_path / "o2"), "boxes=10,10,60,50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a folder" in err and "prompts=JSON" in err, err
+    assert not (tmp_path / "o2").exists()
 
     assert main(["medsam-infer", str(ckpt), str(cases), str(tmp_path / "segs")]) == 0
     assert (tmp_path / "segs" / "efficiency.csv").is_file()

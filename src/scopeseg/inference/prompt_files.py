@@ -332,6 +332,10 @@ def prompt_sets(
         return path, load_prompts(cfg.prompts), None
     if not path.exists():
         raise DataError("image not found", path)
+    if path.is_dir():  # boxes= / points= are pixels of one image
+        raise DataError(
+            "boxes=/points= prompt one image, not a folder (for a folder give prompts=JSON)", path
+        )
     return path, [PromptSet(path.name, cfg.boxes, cfg.points)], None
 
 

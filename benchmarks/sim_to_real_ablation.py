@@ -71,6 +71,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6, "tissue_organs": 0.7, "tool_insulated": 0.4},
         {"augment": "default"},
     ),
+    "texture_width_288": (
+        "texture_width trained at 288x448 instead of 192x288 (thin real tools keep more pixels)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "train_size": [288, 448]},
+    ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",
         {"tissue_palette": 0.5, "tissue_texture": 0.7, "tool_look": 0.6},

@@ -127,8 +127,8 @@ def zoom_inputs(
                     if ckey not in stored:
                         p0.set_image(crop)
                         stored[ckey] = p0.get_embedding()[0]
-                    prep = recipe.prepare(crop, int(model.img_size))
-                    if not suffix:
+                    if not suffix:  # scoring needs the prepared crop; training only the embedding
+                        prep = recipe.prepare(crop, int(model.img_size))
                         zcache[f"{key}#{k}"] = (stored[ckey], prep, (x0, y0, x1, y1))
                     if not suffix and tta:  # the same window mirrored (flip TTA at scoring)
                         mirror = np.ascontiguousarray(crop[:, ::-1])

@@ -429,14 +429,13 @@ def fit_on_embeddings(
     rng = np.random.default_rng(cfg.seed)
     labels = torch.tensor([2.0, 3.0]).expand(cfg.batch_size, 2)
     model.mask_decoder.train()
-    width = model.image_encoder.neck[0].in_channels
-    bad = next(
-        (k for k, e in embeddings.items() if e.shape[0] != (width if neck is not None else e.shape[0])), None
-    )
-    if bad is not None:
-        raise DataError(
-            f"train_neck needs trunk features ({width} channels); {bad!r} has {embeddings[bad].shape[0]}"
-        )
+    if neck is not None:  # trunk features in, not finished embeddings
+        width = neck[0].in_channels
+        bad = next((k for k, e in embeddings.items() if e.shape[0] != width), None)
+        if bad is not None:
+            raise DataError(
+                f"train_neck needs trunk features ({width} channels); {bad!r} has {embeddings[bad].shape[0]}"
+            )
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(steps):

@@ -76,6 +76,31 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "default", "train_size": [288, 448]},
     ),
+    "tw_freeze3": (
+        "texture_width + encoder strides 2-8 frozen and encoder BatchNorm frozen (keep ImageNet features)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "freeze_encoder_at": 3, "freeze_encoder_bn": True},
+    ),
+    "tw_enc_lr01": (
+        "texture_width + encoder at 0.1x lr with frozen BatchNorm",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "encoder_lr_factor": 0.1, "freeze_encoder_bn": True},
+    ),
+    "tw_randconv": (
+        "texture_width + augment=randconv (random convolutions: colour and texture change, shapes stay)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "randconv"},
+    ),
+    "tw_domain": (
+        "texture_width + augment=domain (randconv + any hue, grey, swapped colour channels)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "domain"},
+    ),
+    "tw_long": (
+        "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
+        {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
+        {"augment": "default"},
+    ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",
         {"tissue_palette": 0.5, "tissue_texture": 0.7, "tool_look": 0.6},
@@ -98,6 +123,12 @@ def synth_data(work: Path, options: dict[str, Any], seed: int, videos: int, fram
     return out
 
 
+def row_data(work: Path, synth: dict[str, Any]) -> Path:
+    """A row's training videos: its generator options, ``VIDEOS`` x ``FRAMES`` unless it asks for more videos."""
+    gen = {k: v for k, v in synth.items() if k != "videos"}
+    return synth_data(work, gen, 0, synth.get("videos", VIDEOS), FRAMES)
+
+
 def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str, Any]:
     from scopeseg.config import build_config
     from scopeseg.io import write_json
@@ -116,7 +147,7 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
         rec = json.loads(cached.read_text())
         if rec.get("budget") == budget and rec.get("synth") == synth and rec.get("training") == training:
             return rec
-    data = synth_data(args.work, synth, 0, VIDEOS, FRAMES)
+    data = row_data(args.work, synth)
     run_dir = args.work / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     overrides = [
@@ -312,7 +343,7 @@ def main() -> int:
         ap.error(f"unknown rows {unknown}; known: {list(ROWS)}")
     if args.generate_only:
         for n in names:
-            print(n, synth_data(args.work, ROWS[n][1], 0, VIDEOS, FRAMES))
+            print(n, row_data(args.work, ROWS[n][1]))
         print("held-out", synth_data(args.work, {}, 1000, 2, 20))
         return 0
     if args.measure:

@@ -97,6 +97,8 @@ def finetune(
         budget["balance"] = True
     if args.augment:
         budget["augment"] = args.augment
+    if args.set:
+        budget["set"] = list(args.set)
     images = len(json.loads(train_json.read_text())["images"])  # repeats and synthetic frames included
     if cached.is_file() and json.loads(cached.read_text()).get("budget") == budget:
         return json.loads(cached.read_text())
@@ -124,6 +126,7 @@ def finetune(
         overrides.append(f"train_size={json.dumps(args.train_size)}")
     if args.augment is not None:
         overrides.append(f"augment={args.augment}")
+    overrides += args.set
     cfg = build_config(preset="unet-lite0-fewshot", overrides=overrides, task="semantic")
     t0 = time.time()
     res = train(cfg)
@@ -244,6 +247,8 @@ def markdown(out: dict[str, Any]) -> str:
         lines.append(
             "Laparoscopy sets source-balanced: each source's frames repeated to the largest source's count."
         )
+    if out.get("set"):
+        lines.append("More fine-tuning settings: " + ", ".join(f"`{kv}`" for kv in out["set"]) + ".")
     if out.get("mix"):
         syn, k, r = out["mix"]
         lines.append(
@@ -309,6 +314,13 @@ def main() -> int:
     )
     ap.add_argument("--lr", type=float, help="fine-tuning lr (default: the preset's)")
     ap.add_argument("--augment", help="fine-tuning augmentation level (default: the preset's, real)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more fine-tuning overrides (repeatable)",
+    )
     ap.add_argument("--train-size", help="fine-tuning H,W (default: the preset's), e.g. 192,288")
     ap.add_argument(
         "--mix",
@@ -357,6 +369,7 @@ def main() -> int:
         "steps": args.steps,
         "mix": [str(args.mix[0]), args.mix[1], args.mix[2]] if args.mix else None,
         "balance": args.balance,
+        "set": args.set,
         "rows": rows,
         "polyp_pretraining": (
             {"epochs": args.polyp_epochs, "augment": args.polyp_augment, "max_minutes": args.polyp_minutes}

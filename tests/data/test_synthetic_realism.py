@@ -166,6 +166,47 @@ def test_real_augmentation_keeps_masks_binary_and_size():
     assert changed > 0
 
 
+@pytest.mark.parametrize("level", ["randconv", "domain"])
+def test_domain_augmentation_levels_keep_masks_and_size(level):
+    from scopeseg.data.transforms import train_transform
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    mask = (rng.random((96, 128)) > 0.7).astype(np.uint8)
+    t = train_transform(None, level)
+    t.set_random_seed(3)
+    for _ in range(6):
+        out = t(image=img, mask=mask)
+        assert out["image"].shape == img.shape and out["image"].dtype == np.uint8
+        assert set(np.unique(out["mask"])) <= {0, 1}
+
+
+def test_random_convolution_is_a_rescaled_blend_of_a_colour_filter():
+    """k=1: a 3x3 colour matrix per pixel; the output keeps each channel's mean and spread, mix 0 is identity."""
+    import albumentations as A
+    import cv2
+
+    from scopeseg.data.transforms import RandomConvolution
+
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8), (5, 5), 0)
+    t = RandomConvolution(kernel_sizes=(1,), mix=(1.0, 1.0), p=1.0)
+    t.set_random_seed(5)
+    params = t.get_params()
+    out = t.apply(img, **params).astype(np.float64)
+    x = img.reshape(-1, 3).astype(np.float64)
+    y = x @ params["weight"][:, :, 0, 0].T.astype(np.float64)
+    y = (y - y.mean(0)) / y.std(0) * x.std(0) + x.mean(0)
+    expect = np.clip(y, 0, 255).reshape(img.shape)
+    assert np.abs(out - expect).max() < 1.01  # uint8 truncation, float32
+    assert np.allclose(out.reshape(-1, 3).mean(0), x.mean(0), atol=3)
+    same = A.Compose([RandomConvolution(kernel_sizes=(5,), mix=(0.0, 0.0), p=1.0)])
+    assert np.array_equal(same(image=img)["image"], img)
+    big = RandomConvolution(kernel_sizes=(7,), p=1.0)
+    big.set_random_seed(2)
+    assert big.get_params()["weight"].shape == (3, 3, 7, 7)
+
+
 def test_init_from_checkpoint_copies_weights_and_refuses_other_shapes(tmp_path):
     import torch
 

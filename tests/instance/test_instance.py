@@ -259,17 +259,21 @@ def test_timed_schedule_follows_the_clock_when_steps_lag(monkeypatch):
     assert f(900) == pytest.approx(0.02)
 
 
+def encoder_norms(model):
+    return [m for m in model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def test_frozen_encoder_norms_stay_in_eval_mode():
     from scopeseg.train.instance import InstanceModule, InstanceTrainConfig
 
     model = tiny()
     module = InstanceModule(model, InstanceTrainConfig())
     module.train()
-    norms = module._encoder_norms()
+    norms = encoder_norms(module.model)
     assert norms and all(not m.training and not any(p.requires_grad for p in m.parameters()) for m in norms)
     assert model.pixel_decoder.training and model.encoder.training
     module = InstanceModule(tiny(), InstanceTrainConfig(freeze_encoder_bn=False)).train()
-    assert all(m.training for m in module._encoder_norms())
+    assert all(m.training for m in encoder_norms(module.model))
 
 
 @pytest.mark.parametrize("encoder", ["efficientnet-lite0", "mobilenetv2"])
@@ -309,7 +313,7 @@ def test_freeze_encoder_at_trains_only_the_later_encoder_layers(encoder):
         if isinstance(m, torch.nn.BatchNorm2d)
     ]
     assert prefix_norms and not any(m.training for m in prefix_norms)
-    assert any(m.training for m in module._encoder_norms())
+    assert any(m.training for m in encoder_norms(module.model))
 
 
 def test_mask_pool_mean_and_max_by_hand():

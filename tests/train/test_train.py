@@ -167,3 +167,39 @@ def test_bf16_mixed_training_lowers_loss_and_keeps_fp32_weights(disc_data, tmp_p
     assert res["epochs_run"] == 2
     warned = any("without native bf16" in r.getMessage() for r in caplog.records)
     assert warned == (not native_bf16())
+
+
+def test_semantic_encoder_options_freeze_and_scale_the_encoder():
+    """freeze_encoder_at / freeze_encoder_bn / encoder_lr_factor reach a UNet: frozen parts get no gradient
+    and stay in eval mode through train(); the encoder's AdamW group runs at lr x factor."""
+    import torch
+
+    from scopeseg.models.registry import create_model
+    from scopeseg.train.loop import encoder_param_groups
+    from scopeseg.train.semantic import SemanticModule
+
+    model = create_model("unet-lite0", classes=["tool"], pretrained=False)
+    cfg = SemanticTrainConfig(freeze_encoder_at=3, freeze_encoder_bn=True, encoder_lr_factor=0.1, lr=1e-3)
+    module = SemanticModule(model, cfg).train()
+    frozen = {id(p) for m in model.encoder.feature_prefix(3) for p in m.parameters()}
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen and all(not p.requires_grad for m in norms for p in m.parameters())
+    assert not any(m.training for m in norms) and model.net.decoder.training
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stats = [m.running_mean.clone() for m in norms]
+    groups = encoder_param_groups(model, cfg)
+    assert [g.get("lr") for g in groups] == [None, pytest.approx(1e-4)]
+    opt = torch.optim.SGD(groups, lr=0.1)
+    module.loss_fn(model(torch.rand(2, 3, 64, 96)), torch.randint(0, 2, (2, 64, 96))).backward()
+    opt.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert all(n not in changed for n, p in model.named_parameters() if id(p) in frozen)
+    assert any(n.startswith("net.encoder.") for n in changed)
+    assert any(not n.startswith("net.encoder.") for n in changed)
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(stats, norms))  # ImageNet statistics kept
+    # the defaults train everything at one lr
+    plain = create_model("unet-lite0", classes=["tool"], pretrained=False)
+    SemanticModule(plain, SemanticTrainConfig()).train()
+    assert all(p.requires_grad for p in plain.parameters())
+    assert len(encoder_param_groups(plain, SemanticTrainConfig())) == 2
+    assert encoder_param_groups(plain, SemanticTrainConfig())[1]["lr"] == SemanticTrainConfig().lr

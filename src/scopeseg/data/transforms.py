@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import albumentations as A
 import cv2
+import numpy as np
 
 
 def eval_transform(size: Sequence[int] | None) -> A.Compose:
@@ -17,10 +18,49 @@ def eval_transform(size: Sequence[int] | None) -> A.Compose:
     return A.Compose(ops)
 
 
+class RandomConvolution(A.ImageOnlyTransform):
+    """RandConv (Xu et al., ICLR 2021): the image filtered by a random ``k x k`` colour convolution (Kaiming-
+    normal weights, ``k`` from ``kernel_sizes``), rescaled to the image's per-channel mean and spread, and
+    blended in with weight ``mix``. Colour and texture change, shapes stay: a shape-biased model carries from
+    synthetic to real frames better."""
+
+    def __init__(
+        self, kernel_sizes: Sequence[int] = (1, 3, 5, 7), mix: tuple[float, float] = (0.0, 1.0), p=0.5
+    ):
+        super().__init__(p=p)
+        self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        self.mix = (float(mix[0]), float(mix[1]))
+
+    def get_params(self) -> dict:
+        k = self.py_random.choice(self.kernel_sizes)
+        weight = self.random_generator.normal(0.0, 1.0 / np.sqrt(3 * k * k), size=(3, 3, k, k))
+        return {"weight": weight.astype(np.float32), "alpha": self.py_random.uniform(*self.mix)}
+
+    def apply(self, img: np.ndarray, weight: np.ndarray, alpha: float, **params) -> np.ndarray:
+        x = img.astype(np.float32)
+        out = np.stack(
+            [
+                sum(
+                    cv2.filter2D(x[..., i], -1, weight[o, i], borderType=cv2.BORDER_REFLECT) for i in range(3)
+                )
+                for o in range(3)
+            ],
+            axis=-1,
+        )
+        mean, std = x.mean((0, 1)), x.std((0, 1)) + 1e-3
+        out = (out - out.mean((0, 1))) / (out.std((0, 1)) + 1e-6) * std + mean
+        return np.clip(alpha * out + (1.0 - alpha) * x, 0, 255).astype(img.dtype)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("kernel_sizes", "mix")
+
+
 def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Compose:
-    """``level``: "none" (resize only), "light" (flips + colour), "default" (+ affine, blur, noise) or "real"
+    """``level``: "none" (resize only), "light" (flips + colour), "default" (+ affine, blur, noise), "real"
     (+ real-camera style: strong desaturation and colour casts, gamma, sharpening, JPEG artefacts, sensor
-    noise; for synthetic-to-real transfer)."""
+    noise; for synthetic-to-real transfer), "randconv" (default + random convolutions, ``RandomConvolution``)
+    or "domain" (randconv + any hue, grey and swapped colour channels: colour stops telling tool from
+    tissue)."""
     if level == "none":
         return eval_transform(size)
     ops: list = [] if size is None else [A.Resize(int(size[0]), int(size[1]), interpolation=cv2.INTER_AREA)]
@@ -30,7 +70,7 @@ def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Com
         A.RandomBrightnessContrast(0.25, 0.25, p=0.7),
         A.HueSaturationValue(8, 20, 15, p=0.5),
     ]
-    if level in ("default", "real"):
+    if level != "light":
         ops += [
             A.Affine(
                 scale=(0.85, 1.2),
@@ -41,6 +81,14 @@ def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Com
             ),
             A.OneOf([A.MotionBlur(blur_limit=(3, 7)), A.GaussianBlur(blur_limit=(3, 5))], p=0.3),
             A.GaussNoise(std_range=(0.01, 0.04), p=0.2),
+        ]
+    if level in ("randconv", "domain"):
+        ops.append(RandomConvolution(p=0.5))
+    if level == "domain":
+        ops += [
+            A.HueSaturationValue(hue_shift_limit=90, sat_shift_limit=30, val_shift_limit=0, p=0.5),
+            A.ToGray(p=0.15),
+            A.ChannelShuffle(p=0.15),
         ]
     if level == "real":
         ops += [

@@ -51,6 +51,12 @@ class SegmentationUNet(ScopesegModel):
         self.to(memory_format=torch.channels_last)
 
     @property
+    def encoder(self) -> nn.Module | None:
+        """The network's pretrained encoder (``feature_prefix``), when it has one: what the training options
+        ``freeze_encoder_at`` / ``encoder_lr_factor`` act on."""
+        return getattr(self.net, "encoder", None)
+
+    @property
     def binary(self) -> bool:
         return self.num_outputs == 1
 

@@ -553,13 +553,72 @@ def lr_factor(schedule: str, total: int, warmup: int):
     return factor
 
 
-def configure_adamw(params: Iterable[torch.nn.Parameter], cfg: TrainerOptions, total_steps: int) -> Any:
-    """Lightning ``configure_optimizers`` result: AdamW, stepped per batch by the configured schedule."""
+def configure_adamw(
+    params: Iterable[Any],
+    cfg: TrainerOptions,
+    total_steps: int,
+    factor: Callable[[int], float] | None = None,
+) -> Any:
+    """Lightning ``configure_optimizers`` result: AdamW, stepped per batch by the configured schedule.
+
+    ``params``: parameters or param-group dicts (a group may set its own ``lr``); ``factor(step)`` replaces
+    the schedule's lr multiplier (the same for every group).
+    """
     opt = torch.optim.AdamW(list(params), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.schedule == "none":
         return opt
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.schedule, total_steps, cfg.warmup_steps))
+    f = factor or lr_factor(cfg.schedule, total_steps, cfg.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class EncoderOptions(BaseConfig):
+    """How a pretrained encoder trains (tasks whose model has ``.encoder``): its lr, its BatchNorm, its frozen
+    prefix. Defaults leave it training like the rest of the model."""
+
+    encoder_lr_factor: float = Field(1.0, gt=0, le=1, description="encoder lr = lr x this")
+    #: encoder BatchNorm frozen (eval statistics, fixed affine): small-batch statistics are noise, and
+    #: ImageNet statistics keep the pretrained features' scale
+    freeze_encoder_bn: bool = False
+    #: encoder modules computing the first N feature maps (strides 2 .. 2**N) frozen, as detectron2's
+    #: FREEZE_AT: ImageNet edges and blobs need no retraining, and the backward pass skips the
+    #: highest-resolution layers
+    freeze_encoder_at: int = Field(0, ge=0, le=5)
+
+
+def _frozen_encoder_parts(model: torch.nn.Module, cfg: EncoderOptions) -> list[torch.nn.Module]:
+    enc = getattr(model, "encoder", None)
+    if enc is None:
+        return []
+    parts = list(enc.feature_prefix(cfg.freeze_encoder_at)) if cfg.freeze_encoder_at else []
+    if cfg.freeze_encoder_bn:
+        parts += [m for m in enc.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    return parts
+
+
+def freeze_encoder(model: torch.nn.Module, cfg: EncoderOptions) -> None:
+    """Stop gradients into the frozen encoder parts (``freeze_encoder_at`` prefix, ``freeze_encoder_bn``)."""
+    for m in _frozen_encoder_parts(model, cfg):
+        m.requires_grad_(False)
+
+
+def keep_encoder_frozen(model: torch.nn.Module, cfg: EncoderOptions) -> None:
+    """Put the frozen encoder parts back in eval mode (Lightning calls ``train()`` around validation)."""
+    for m in _frozen_encoder_parts(model, cfg):
+        m.eval()
+
+
+def encoder_param_groups(model: torch.nn.Module, cfg: EncoderOptions) -> list[dict[str, Any]]:
+    """AdamW groups of the trainable parameters: the encoder's at ``lr x encoder_lr_factor``, the rest at lr."""
+    encoder = getattr(model, "encoder", None)
+    in_encoder = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    enc = [p for p in trainable if id(p) in in_encoder]
+    rest = [p for p in trainable if id(p) not in in_encoder]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if enc:
+        groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_factor})  # type: ignore[attr-defined]
+    return groups
 
 
 def make_loader(dataset: Dataset, cfg: TrainerOptions, shuffle: bool) -> DataLoader:

@@ -23,10 +23,14 @@ from ..losses import build_loss
 from ..metrics.inputs import Pair
 from ..metrics.protocols import EvalResult, score_pairs
 from .loop import (
+    EncoderOptions,
     TrainerOptions,
     configure_adamw,
     create_task_model,
+    encoder_param_groups,
     fit_and_release,
+    freeze_encoder,
+    keep_encoder_frozen,
     make_loader,
     plan_run,
     register_task,
@@ -35,7 +39,7 @@ from .loop import (
 from .validation import RankMean, score_label_maps
 
 
-class SemanticTrainConfig(TrainerOptions):
+class SemanticTrainConfig(TrainerOptions, EncoderOptions):
     """Semantic segmentation training: UNet family on the canonical data set."""
 
     model: str = "unet-lite0"
@@ -46,7 +50,7 @@ class SemanticTrainConfig(TrainerOptions):
     mode: Literal["binary", "multiclass"] = "binary"
     categories: list[str] | None = None
     train_size: tuple[int, int] | None = (256, 384)
-    augment: Literal["none", "light", "default", "real"] = "default"
+    augment: Literal["none", "light", "default", "real", "randconv", "domain"] = "default"
     init: str | None = None  # start from this checkpoint's weights (fine-tuning; same model and classes)
     loss: str = "dice:1,bce:1"
     threshold: float = Field(0.5, gt=0, lt=1)
@@ -145,7 +149,15 @@ class SemanticModule(L.LightningModule):
         self.cfg = cfg
         self.loss_fn = build_loss(cfg.loss, binary=model.binary)
         self.val_dice = RankMean()
+        freeze_encoder(model, cfg)
         self.save_hyperparameters({"config": cfg.model_dump(mode="json"), "model_config": dict(model.config)})
+
+    def train(self, mode: bool = True):
+        """Lightning switches modes around validation: keep the frozen encoder parts in eval mode."""
+        super().train(mode)
+        if mode:
+            keep_encoder_frozen(self.model, self.cfg)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -191,7 +203,7 @@ class SemanticModule(L.LightningModule):
 
     def configure_optimizers(self):
         return configure_adamw(
-            self.model.parameters(), self.cfg, int(self.trainer.estimated_stepping_batches)
+            encoder_param_groups(self.model, self.cfg), self.cfg, int(self.trainer.estimated_stepping_batches)
         )
 
 

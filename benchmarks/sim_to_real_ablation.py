@@ -81,6 +81,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "default", "freeze_encoder_at": 3, "freeze_encoder_bn": True},
     ),
+    "tw_freeze5": (
+        "texture_width + the whole encoder frozen (ImageNet features; only the decoder learns)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "freeze_encoder_at": 5, "freeze_encoder_bn": True},
+    ),
     "tw_enc_lr01": (
         "texture_width + encoder at 0.1x lr with frozen BatchNorm",
         {"tissue_texture": 0.7, "tool_width": 0.6},
@@ -100,6 +105,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
         {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
         {"augment": "default"},
+    ),
+    "tw_long_domain": (
+        "tw_long + augment=domain",
+        {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
+        {"augment": "domain"},
     ),
     "generator": (
         "+ generator domain randomisation (tissue_palette=0.5, tissue_texture=0.7, tool_look=0.6)",

@@ -131,7 +131,11 @@ def test_reader_queue_is_bounded_and_memory_flat(ckpt, tmp_path):
         assert reader.start()["frames"] == 200
         got = []
         for i, _ in reader:
-            time.sleep(0.002)  # a slow consumer: the reader runs ahead until the queue is full
+            if i == 0:  # a stalled consumer: the reader runs ahead until the queue is full, then waits
+                deadline = time.monotonic() + 30.0  # generous: decoding is slow on a loaded machine
+                while reader.peak < 4 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.05)  # had it not waited, it would now be past 4
             got.append(i)
     assert got == list(range(200)) and reader.peak == 4 and reader.error is None
     short = _video(tmp_path / "short.mp4", 50)

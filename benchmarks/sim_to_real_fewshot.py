@@ -175,7 +175,7 @@ def lap(args, real: dict[str, Path]) -> list[dict[str, Any]]:
             done.add(k)
             rec = finetune(args, f"lap-{held}-n{k}-syn", args.init, tj, k, real[held])
             rows.append({"part": "lap", "held_out": held, "init": "synthetic", **(rec or {})})
-    for held in SOURCES:  # the ImageNet-only reference last: the synthetic-init runs matter most
+    for held in SOURCES if args.reference else ():  # the ImageNet-only reference last
         others = [real[s] for s in SOURCES if s != held]
         tj, k = subset_json(others, None, 0, args.work / f"set-lap-{held}-all.json", args.mix, args.balance)
         rows.append({"part": "lap", "held_out": held, "init": "imagenet",
@@ -330,6 +330,12 @@ def main() -> int:
         "--balance",
         action="store_true",
         help="lap: repeat each source's frames to the largest source's count",
+    )
+    ap.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the ImageNet-only fine-tuning runs",
     )
     ap.add_argument("--cached-only", action="store_true", help="report the finished runs, train nothing")
     ap.add_argument("--threads", type=int, default=2)

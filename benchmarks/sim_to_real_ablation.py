@@ -101,6 +101,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "domain"},
     ),
+    "tw_zoom": (
+        "texture_width + zoom augmentation up to 2x (affine scale 0.85-2.0: wider tools near the camera)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "augment_scale": [0.85, 2.0]},
+    ),
     "tw_long": (
         "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
         {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},

@@ -181,6 +181,26 @@ def test_domain_augmentation_levels_keep_masks_and_size(level):
         assert set(np.unique(out["mask"])) <= {0, 1}
 
 
+def test_augment_scale_zooms_and_is_validated():
+    from scopeseg.config import build_config
+    from scopeseg.data.transforms import train_transform
+    from scopeseg.errors import ConfigError
+
+    img = np.zeros((96, 128, 3), np.uint8)
+    mask = np.zeros((96, 128), np.uint8)
+    mask[40:56, 56:72] = 1  # 256 px in the middle
+    areas = []
+    for scale in ((1.0, 1.0), (2.0, 2.0)):
+        t = train_transform(None, "default", scale)
+        t.set_random_seed(0)
+        areas.append(max(t(image=img, mask=mask)["mask"].sum() for _ in range(12)))
+    assert areas[1] > 3 * areas[0]  # 2x zoom: 4x the area when the affine is drawn (p=0.6)
+    cfg = build_config(preset="unet-lite0", overrides=["augment_scale=[0.9,2.0]"], task="semantic")
+    assert cfg.augment_scale == (0.9, 2.0)
+    with pytest.raises(ConfigError, match="augment_scale"):
+        build_config(preset="unet-lite0", overrides=["augment_scale=[2,1]"], task="semantic")
+
+
 def test_random_convolution_is_a_rescaled_blend_of_a_colour_filter():
     """k=1: a 3x3 colour matrix per pixel; the output keeps each channel's mean and spread, mix 0 is identity."""
     import albumentations as A

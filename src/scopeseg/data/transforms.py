@@ -55,12 +55,14 @@ class RandomConvolution(A.ImageOnlyTransform):
         return ("kernel_sizes", "mix")
 
 
-def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Compose:
+def train_transform(
+    size: Sequence[int] | None, level: str = "default", scale: tuple[float, float] = (0.85, 1.2)
+) -> A.Compose:
     """``level``: "none" (resize only), "light" (flips + colour), "default" (+ affine, blur, noise), "real"
     (+ real-camera style: strong desaturation and colour casts, gamma, sharpening, JPEG artefacts, sensor
     noise; for synthetic-to-real transfer), "randconv" (default + random convolutions, ``RandomConvolution``)
     or "domain" (randconv + any hue, grey and swapped colour channels: colour stops telling tool from
-    tissue)."""
+    tissue). ``scale``: the zoom range of the random affine (levels from "default" on)."""
     if level == "none":
         return eval_transform(size)
     ops: list = [] if size is None else [A.Resize(int(size[0]), int(size[1]), interpolation=cv2.INTER_AREA)]
@@ -73,7 +75,7 @@ def train_transform(size: Sequence[int] | None, level: str = "default") -> A.Com
     if level != "light":
         ops += [
             A.Affine(
-                scale=(0.85, 1.2),
+                scale=tuple(scale),
                 rotate=(-20, 20),
                 translate_percent=(-0.06, 0.06),
                 border_mode=cv2.BORDER_CONSTANT,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.coco import CocoDataset, load_dataset
@@ -51,12 +51,21 @@ class SemanticTrainConfig(TrainerOptions, EncoderOptions):
     categories: list[str] | None = None
     train_size: tuple[int, int] | None = (256, 384)
     augment: Literal["none", "light", "default", "real", "randconv", "domain"] = "default"
+    #: zoom range of the random affine (augment levels from "default" on); > 1 zooms in
+    augment_scale: tuple[float, float] = (0.85, 1.2)
     init: str | None = None  # start from this checkpoint's weights (fine-tuning; same model and classes)
     loss: str = "dice:1,bce:1"
     threshold: float = Field(0.5, gt=0, lt=1)
     cache_images: bool = True
     report: bool = True
     report_examples: int = Field(4, ge=0)
+
+    @field_validator("augment_scale")
+    @classmethod
+    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"augment_scale must be (low, high) with 0 < low <= high, got {list(v)}")
+        return v
 
 
 def train_val_ids(ds: CocoDataset, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -118,7 +127,7 @@ class SemanticDataModule(TrainValDataModule):
             self.ds,
             self.class_map,
             self.train_ids,
-            transform=train_transform(None if cache else size, cfg.augment),
+            transform=train_transform(None if cache else size, cfg.augment, cfg.augment_scale),
             cache_transform=cache,
         )
         self.val_set = SemanticDataset(

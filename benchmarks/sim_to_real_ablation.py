@@ -106,6 +106,21 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "default", "augment_scale": [0.85, 2.0]},
     ),
+    "tw_style_hist": (
+        "texture_width + histogram matching to unlabeled real frames of the other sources (style_p 0.5)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "style": "histogram"},
+    ),
+    "tw_style_fda": (
+        "texture_width + FDA (low-frequency amplitude) from unlabeled real frames of the other sources",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "style": "fda"},
+    ),
+    "tw_style_pixel": (
+        "texture_width + pixel-distribution adaptation to unlabeled real frames of the other sources",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "style": "pixel"},
+    ),
     "tw_long": (
         "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
         {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
@@ -163,25 +178,49 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
         if rec.get("budget") == budget and rec.get("synth") == synth and rec.get("training") == training:
             return rec
     data = row_data(args.work, synth)
-    run_dir = args.work / "runs" / name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    overrides = [
-        f"data={data}",
-        f"out={run_dir}",
-        "mode=binary",
-        "categories=[supercategory:instrument]",
-        "val_fraction=0.17",
-        f"val_every={max(1, args.epochs // 4)}",
-        "report=false",
-        "accelerator=cpu",
-        f"max_minutes={args.max_minutes}",
-        *(f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in {**budget, **training}.items()),
-    ]
-    cfg = build_config(preset="unet-lite0", overrides=overrides, task="semantic")
-    t0 = time.time()
-    res = train(cfg)
-    train_s = time.time() - t0
-    sources = {n: evaluate_checkpoint(res["best"], p) for n, p in real.items()}
+
+    def fit(run_dir: Path, extra: list[str]) -> tuple[dict[str, Any], float]:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        overrides = [
+            f"data={data}",
+            f"out={run_dir}",
+            "mode=binary",
+            "categories=[supercategory:instrument]",
+            "val_fraction=0.17",
+            f"val_every={max(1, args.epochs // 4)}",
+            "report=false",
+            "accelerator=cpu",
+            f"max_minutes={args.max_minutes}",
+            *(
+                f"{k}={json.dumps(v) if isinstance(v, list) else v}"
+                for k, v in {**budget, **training}.items()
+            ),
+            *extra,
+        ]
+        cfg = build_config(preset="unet-lite0", overrides=overrides, task="semantic")
+        t0 = time.time()
+        return train(cfg), time.time() - t0
+
+    if "style" in training:
+        # style from unlabeled real frames: one model per held-out source, its style bank the other sources'
+        # frames (pixels only), so no scored frame is ever seen in training, not even unlabeled
+        sources, synth_dice, train_s, epochs, best = {}, [], 0.0, [], []
+        for held in real:
+            bank = [str(args.data / s / "images") for s in real if s != held]
+            res, secs = fit(args.work / "runs" / name / held, [f"style_images={json.dumps(bank)}"])
+            sources[held] = evaluate_checkpoint(res["best"], real[held])
+            synth_dice.append(evaluate_checkpoint(res["best"], held_out)["summary"]["dice_mean_per_image"])
+            train_s, epochs, best = (
+                train_s + secs,
+                [*epochs, res.get("epochs_run")],
+                [*best, str(res["best"])],
+            )
+        held_out_dice, epochs_done, checkpoint = sum(synth_dice) / len(synth_dice), min(epochs), best
+    else:
+        res, train_s = fit(args.work / "runs" / name, [])
+        sources = {n: evaluate_checkpoint(res["best"], p) for n, p in real.items()}
+        held_out_dice = evaluate_checkpoint(res["best"], held_out)["summary"]["dice_mean_per_image"]
+        epochs_done, checkpoint = res.get("epochs_run"), str(res["best"])
     dices = [r["dice"] for s in sources.values() for r in s["per_image"]]
     rec = {
         "row": name,
@@ -189,15 +228,13 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
         "synth": synth,
         "training": training,
         "budget": budget,
-        "epochs_done": res.get("epochs_run"),
+        "epochs_done": epochs_done,
         "train_seconds": round(train_s, 1),
         "loadavg_1": round(os.getloadavg()[0], 2),
         "real_dice_mean": sum(dices) / len(dices),
         "real_dice_by_source": {n: s["summary"]["dice_mean_per_image"] for n, s in sources.items()},
-        "synthetic_held_out_dice": evaluate_checkpoint(res["best"], held_out)["summary"][
-            "dice_mean_per_image"
-        ],
-        "checkpoint": str(res["best"]),
+        "synthetic_held_out_dice": held_out_dice,
+        "checkpoint": checkpoint,
         "per_image": {n: s["per_image"] for n, s in sources.items()},
     }
     write_json(cached, rec, indent=2)

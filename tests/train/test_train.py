@@ -203,3 +203,33 @@ def test_semantic_encoder_options_freeze_and_scale_the_encoder():
     assert all(p.requires_grad for p in plain.parameters())
     assert len(encoder_param_groups(plain, SemanticTrainConfig())) == 2
     assert encoder_param_groups(plain, SemanticTrainConfig())[1]["lr"] == SemanticTrainConfig().lr
+
+
+def test_style_images_restyle_training_frames_and_bad_folders_fail_in_one_line(disc_data, tmp_path):
+    """style_images: unlabeled frames (here one flat blue and one flat green image) whose colour histograms the
+    training frames take on; the masks stay; a missing or empty folder is a one-line DataError naming it."""
+    import numpy as np
+
+    from scopeseg.errors import DataError
+    from scopeseg.io import write_image
+    from scopeseg.train.semantic import SemanticDataModule
+
+    refs = tmp_path / "real"
+    write_image(refs / "blue.png", np.tile(np.array([20, 40, 200], np.uint8), (48, 64, 1)))
+    write_image(refs / "sub" / "green.jpg", np.tile(np.array([30, 180, 40], np.uint8), (48, 64, 1)))
+    plain = SemanticDataModule(_cfg(disc_data, tmp_path / "o", "augment=light"))
+    styled = SemanticDataModule(
+        _cfg(disc_data, tmp_path / "o", "augment=light", f"style_images={refs}", "style_p=1.0")
+    )
+    assert len(styled.train_set) == len(plain.train_set)
+    for i in range(3):
+        (_, y0), (x1, y1) = plain.train_set[i], styled.train_set[i]
+        flips = [y0, y0.flip(-1), y0.flip(-2), y0.flip(-1).flip(-2)]
+        assert y0.sum() > 0 and any(bool((y1 == f).all()) for f in flips)  # labels kept (flips aside)
+        ch = x1.reshape(3, -1).mean(1)
+        assert ch[2] > ch[0] + 0.1 or ch[1] > ch[0] + 0.1  # blue or green now dominates
+    for bad, msg in ((tmp_path / "nope", "not found"), (tmp_path / "o", None)):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        target = bad if msg else tmp_path / "empty"
+        with pytest.raises(DataError, match=msg or "no images"):
+            SemanticDataModule(_cfg(disc_data, tmp_path / "o", f"style_images={target}"))

@@ -7,10 +7,13 @@ affine, brightness/hue shifts, blur, noise); ``eval_transform`` only resizes. Bo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import albumentations as A
 import cv2
 import numpy as np
+
+from ..io import IMAGE_SUFFIXES
 
 
 def eval_transform(size: Sequence[int] | None) -> A.Compose:
@@ -55,17 +58,93 @@ class RandomConvolution(A.ImageOnlyTransform):
         return ("kernel_sizes", "mix")
 
 
+class _HeldReferences:
+    """Reference frames held by the transform: albumentations 2 expects them in every call's data (a
+    ``metadata_key``); our datasets call ``transform(image=, mask=)``, so the transform draws them itself."""
+
+    def __init__(self, refs: Sequence[np.ndarray], **kw):
+        super().__init__(**kw)
+        self.refs = list(refs)
+
+    @property
+    def targets_as_params(self) -> list[str]:
+        return []
+
+    def _get_reference_image(self, data: dict) -> np.ndarray:
+        return self.py_random.choice(self.refs)
+
+
+class _FDA(_HeldReferences, A.FDA):
+    pass
+
+
+class _HistogramMatching(_HeldReferences, A.HistogramMatching):
+    pass
+
+
+class _PixelDistribution(_HeldReferences, A.PixelDistributionAdaptation):
+    pass
+
+
+#: reference-based style transfer (albumentations) from unlabeled real frames, by ``style`` name: FDA (Yang &
+#: Soatto 2020: the low-frequency Fourier amplitude of a reference frame), histogram matching, or pixel-
+#: distribution adaptation (PCA colour statistics)
+STYLE_TRANSFORMS = {
+    "fda": lambda refs, p: _FDA(refs, beta_limit=(0.0, 0.1), p=p),
+    "histogram": lambda refs, p: _HistogramMatching(refs, blend_ratio=(0.5, 1.0), p=p),
+    "pixel": lambda refs, p: _PixelDistribution(refs, blend_ratio=(0.25, 1.0), p=p),
+}
+
+
+def load_style_images(
+    paths: Sequence[str | Path], size: Sequence[int] | None, limit: int = 500
+) -> list[np.ndarray]:
+    """RGB frames from image files and folders (searched recursively, sorted), resized to ``size`` (H, W): the
+    style references of ``STYLE_TRANSFORMS``. Only the pixels are read; labels next to them are never used."""
+    from ..errors import DataError
+    from ..io import read_image
+
+    files: list[Path] = []
+    for entry in paths:
+        p = Path(entry)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError("style_images: no images in this folder", p)
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError("style_images: not found", p)
+    out = []
+    for f in files[:limit]:
+        img = read_image(f)
+        if size is not None:
+            img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
+        out.append(img)
+    return out
+
+
 def train_transform(
-    size: Sequence[int] | None, level: str = "default", scale: tuple[float, float] = (0.85, 1.2)
+    size: Sequence[int] | None,
+    level: str = "default",
+    scale: tuple[float, float] = (0.85, 1.2),
+    style: str | None = None,
+    style_images: Sequence[np.ndarray] = (),
+    style_p: float = 0.5,
 ) -> A.Compose:
     """``level``: "none" (resize only), "light" (flips + colour), "default" (+ affine, blur, noise), "real"
     (+ real-camera style: strong desaturation and colour casts, gamma, sharpening, JPEG artefacts, sensor
     noise; for synthetic-to-real transfer), "randconv" (default + random convolutions, ``RandomConvolution``)
     or "domain" (randconv + any hue, grey and swapped colour channels: colour stops telling tool from
-    tissue). ``scale``: the zoom range of the random affine (levels from "default" on)."""
+    tissue). ``scale``: the zoom range of the random affine (levels from "default" on). ``style`` +
+    ``style_images``: with probability ``style_p`` the image first takes on the style of a random reference frame
+    (``STYLE_TRANSFORMS``; any level but "none")."""
     if level == "none":
         return eval_transform(size)
     ops: list = [] if size is None else [A.Resize(int(size[0]), int(size[1]), interpolation=cv2.INTER_AREA)]
+    if style and style_images:
+        ops.append(STYLE_TRANSFORMS[style](list(style_images), style_p))
     ops += [
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.2),

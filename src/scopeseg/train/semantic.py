@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.coco import CocoDataset, load_dataset
 from ..data.datasets import SemanticDataset, build_class_map
-from ..data.transforms import eval_transform, train_transform
+from ..data.transforms import eval_transform, load_style_images, train_transform
 from ..errors import DataError, TrainingError
 from ..io import write_json
 from ..losses import build_loss
@@ -53,12 +53,22 @@ class SemanticTrainConfig(TrainerOptions, EncoderOptions):
     augment: Literal["none", "light", "default", "real", "randconv", "domain"] = "default"
     #: zoom range of the random affine (augment levels from "default" on); > 1 zooms in
     augment_scale: tuple[float, float] = (0.85, 1.2)
+    #: unlabeled real frames (folders or image files) whose style the training images take on with probability
+    #: style_p (sim-to-real: synthetic frames made to look like the user's camera); their labels are never read
+    style_images: list[str] | None = None
+    style: Literal["fda", "histogram", "pixel"] = "histogram"
+    style_p: float = Field(0.5, ge=0, le=1)
     init: str | None = None  # start from this checkpoint's weights (fine-tuning; same model and classes)
     loss: str = "dice:1,bce:1"
     threshold: float = Field(0.5, gt=0, lt=1)
     cache_images: bool = True
     report: bool = True
     report_examples: int = Field(4, ge=0)
+
+    @field_validator("style_images", mode="before")
+    @classmethod
+    def _style_images(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str | Path) else v
 
     @field_validator("augment_scale")
     @classmethod
@@ -123,11 +133,14 @@ class SemanticDataModule(TrainValDataModule):
             self.train_ids, self.val_ids = train_val_ids(self.ds, cfg.val_fraction, cfg.seed)
         size = cfg.train_size
         cache = eval_transform(size) if cfg.cache_images else None
+        refs = load_style_images(cfg.style_images, size) if cfg.style_images else []
         self.train_set = SemanticDataset(
             self.ds,
             self.class_map,
             self.train_ids,
-            transform=train_transform(None if cache else size, cfg.augment, cfg.augment_scale),
+            transform=train_transform(
+                None if cache else size, cfg.augment, cfg.augment_scale, cfg.style, refs, cfg.style_p
+            ),
             cache_transform=cache,
         )
         self.val_set = SemanticDataset(

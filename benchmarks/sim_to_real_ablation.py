@@ -247,6 +247,7 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
                 [*epochs, res.get("epochs_run")],
                 [*best, str(res["best"])],
             )
+    if "style" in training:
         held_out_dice, epochs_done, checkpoint = sum(synth_dice) / len(synth_dice), min(epochs), best
     else:
         res, train_s = fit(args.work / "runs" / name, [])

@@ -132,6 +132,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"tissue_texture": 0.7, "tool_width": 0.6},
         {"augment": "default", "style": "pixel", "style_bank": "other_half"},
     ),
+    "tw_style_fda_same": (
+        "texture_width + FDA from unlabeled frames of the same videos (two folds)",
+        {"tissue_texture": 0.7, "tool_width": 0.6},
+        {"augment": "default", "style": "fda", "style_bank": "other_half"},
+    ),
     "tw_long": (
         "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
         {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},

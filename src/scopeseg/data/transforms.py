@@ -99,8 +99,9 @@ STYLE_TRANSFORMS = {
 def load_style_images(
     paths: Sequence[str | Path], size: Sequence[int] | None, limit: int = 500
 ) -> list[np.ndarray]:
-    """RGB frames from image files and folders (searched recursively, sorted), resized to ``size`` (H, W): the
-    style references of ``STYLE_TRANSFORMS``. Only the pixels are read; labels next to them are never used."""
+    """RGB frames from image files and folders (searched recursively, sorted; the first ``limit`` kept), resized
+    to ``size`` (H, W): the style references of ``STYLE_TRANSFORMS``. Only the pixels are read; labels next to
+    them are never used."""
     from ..errors import DataError
     from ..io import read_image
 

@@ -28,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_polyp_pretrained import DATA, RESULTS, convert_sources, evaluate_checkpoint, machine  # noqa: E402
 from sim_to_real import SOURCES  # noqa: E402
 
+#: the demo recipe's generator options (row texture_width), which the later rows build on
+TW: dict[str, Any] = {"tissue_texture": 0.7, "tool_width": 0.6}
+
 #: row -> (what changes, generator options, training options); each row is a full recipe
 ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "baseline": ("today's generator and augmentation (the demo's recipe)", {}, {"augment": "default"}),
@@ -53,98 +56,98 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "texture_width": (
         "tissue_texture=0.7 + tool_width=0.6 (thicker tools near the camera, not tinted)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default"},
     ),
     "texture_width_insulated": (
         "tissue_texture=0.7 + tool_width=0.6 + tool_insulated=0.4 (black shaft, matte white sleeve, cone tip)",
-        {"tissue_texture": 0.7, "tool_width": 0.6, "tool_insulated": 0.4},
+        {**TW, "tool_insulated": 0.4},
         {"augment": "default"},
     ),
     "texture_width_organs": (
         "tissue_texture=0.7 + tool_width=0.6 + tissue_organs=0.7 (smooth grey-blue, pale, yellow, dark regions)",
-        {"tissue_texture": 0.7, "tool_width": 0.6, "tissue_organs": 0.7},
+        {**TW, "tissue_organs": 0.7},
         {"augment": "default"},
     ),
     "texture_width_organs_insulated": (
         "texture_width_organs + tool_insulated=0.4",
-        {"tissue_texture": 0.7, "tool_width": 0.6, "tissue_organs": 0.7, "tool_insulated": 0.4},
+        {**TW, "tissue_organs": 0.7, "tool_insulated": 0.4},
         {"augment": "default"},
     ),
     "texture_width_288": (
         "texture_width trained at 288x448 instead of 192x288 (thin real tools keep more pixels)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "train_size": [288, 448]},
     ),
     "tw_freeze3": (
         "texture_width + encoder strides 2-8 frozen and encoder BatchNorm frozen (keep ImageNet features)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "freeze_encoder_at": 3, "freeze_encoder_bn": True},
     ),
     "tw_freeze5": (
         "texture_width + the whole encoder frozen (ImageNet features; only the decoder learns)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "freeze_encoder_at": 5, "freeze_encoder_bn": True},
     ),
     "tw_enc_lr01": (
         "texture_width + encoder at 0.1x lr with frozen BatchNorm",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "encoder_lr_factor": 0.1, "freeze_encoder_bn": True},
     ),
     "tw_randconv": (
         "texture_width + augment=randconv (random convolutions: colour and texture change, shapes stay)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "randconv"},
     ),
     "tw_domain": (
         "texture_width + augment=domain (randconv + any hue, grey, swapped colour channels)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "domain"},
     ),
     "tw_zoom": (
         "texture_width + zoom augmentation up to 2x (affine scale 0.85-2.0: wider tools near the camera)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "augment_scale": [0.85, 2.0]},
     ),
     "tw_style_hist": (
         "texture_width + histogram matching to unlabeled real frames of the other sources (style_p 0.5)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "histogram"},
     ),
     "tw_style_fda": (
         "texture_width + FDA (low-frequency amplitude) from unlabeled real frames of the other sources",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "fda"},
     ),
     "tw_style_pixel": (
         "texture_width + pixel-distribution adaptation to unlabeled real frames of the other sources",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "pixel"},
     ),
     "tw_style_hist_same": (
         "texture_width + histogram matching to unlabeled frames of the same videos (two folds: styled on one half "
         "of every source's frames, scored on the other half)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "histogram", "style_bank": "other_half"},
     ),
     "tw_style_pixel_same": (
         "texture_width + pixel-distribution adaptation to unlabeled frames of the same videos (two folds)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "pixel", "style_bank": "other_half"},
     ),
     "tw_style_fda_same": (
         "texture_width + FDA from unlabeled frames of the same videos (two folds)",
-        {"tissue_texture": 0.7, "tool_width": 0.6},
+        TW,
         {"augment": "default", "style": "fda", "style_bank": "other_half"},
     ),
     "tw_long": (
         "texture_width on 3x the videos (18 x 40 frames), so 3x the steps (4 epochs)",
-        {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
+        {**TW, "videos": 18},
         {"augment": "default"},
     ),
     "tw_long_domain": (
         "tw_long + augment=domain",
-        {"tissue_texture": 0.7, "tool_width": 0.6, "videos": 18},
+        {**TW, "videos": 18},
         {"augment": "domain"},
     ),
     "generator": (
@@ -215,19 +218,31 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
         t0 = time.time()
         return train(cfg), time.time() - t0
 
-    if training.get("style_bank") == "other_half":
-        # the user's case: unlabeled frames of the same videos. Two folds: every source's frames split by
-        # sorted position (even / odd); a model styled on one half of every source is scored on the other half
-        frames = {s: sorted(p.name for p in (args.data / s / "images").iterdir()) for s in real}
-        halves = [{s: set(f[k::2]) for s, f in frames.items()} for k in (0, 1)]
+    if "style" in training:
+        # style from unlabeled real frames: folds (run name, style frames, {source: scored frame names or None = all}),
+        # so no scored frame is ever trained on, not even unlabeled
+        if training.get("style_bank") == "other_half":
+            # the user's case: unlabeled frames of the same videos. Every source's frames split by sorted position
+            # (even / odd); a model styled on one half of every source is scored on the other half
+            frames = {s: sorted(p.name for p in (args.data / s / "images").iterdir()) for s in real}
+            halves = [{s: set(f[k::2]) for s, f in frames.items()} for k in (0, 1)]
+            folds = [
+                (
+                    f"half{k}",
+                    [str(args.data / s / "images" / f) for s in real for f in sorted(halves[1 - k][s])],
+                    halves[k],
+                )
+                for k in (0, 1)
+            ]
+        else:  # one model per held-out source, its style frames the other sources'
+            folds = [(h, [str(args.data / s / "images") for s in real if s != h], {h: None}) for h in real]
         items: dict[str, list] = {s: [] for s in real}
         synth_dice, train_s, epochs, best = [], 0.0, [], []
-        for k in (0, 1):
-            bank = [str(args.data / s / "images" / f) for s in real for f in sorted(halves[1 - k][s])]
-            res, secs = fit(args.work / "runs" / name / f"half{k}", [f"style_images={json.dumps(bank)}"])
-            for s in real:
+        for tag, bank, scored in folds:
+            res, secs = fit(args.work / "runs" / name / tag, [f"style_images={json.dumps(bank)}"])
+            for s, keep in scored.items():
                 ev = evaluate_checkpoint(res["best"], real[s])
-                items[s] += [r for r in ev["per_image"] if Path(r["file_name"]).name in halves[k][s]]
+                items[s] += [r for r in ev["per_image"] if keep is None or Path(r["file_name"]).name in keep]
             synth_dice.append(evaluate_checkpoint(res["best"], held_out)["summary"]["dice_mean_per_image"])
             train_s, epochs, best = (
                 train_s + secs,
@@ -238,21 +253,6 @@ def run_row(args, name: str, real: dict[str, Path], held_out: Path) -> dict[str,
             s: {"per_image": it, "summary": {"dice_mean_per_image": sum(r["dice"] for r in it) / len(it)}}
             for s, it in items.items()
         }
-    elif "style" in training:
-        # style from unlabeled real frames: one model per held-out source, its style bank the other sources'
-        # frames (pixels only), so no scored frame is ever seen in training, not even unlabeled
-        sources, synth_dice, train_s, epochs, best = {}, [], 0.0, [], []
-        for held in real:
-            bank = [str(args.data / s / "images") for s in real if s != held]
-            res, secs = fit(args.work / "runs" / name / held, [f"style_images={json.dumps(bank)}"])
-            sources[held] = evaluate_checkpoint(res["best"], real[held])
-            synth_dice.append(evaluate_checkpoint(res["best"], held_out)["summary"]["dice_mean_per_image"])
-            train_s, epochs, best = (
-                train_s + secs,
-                [*epochs, res.get("epochs_run")],
-                [*best, str(res["best"])],
-            )
-    if "style" in training:
         held_out_dice, epochs_done, checkpoint = sum(synth_dice) / len(synth_dice), min(epochs), best
     else:
         res, train_s = fit(args.work / "runs" / name, [])

@@ -590,7 +590,7 @@ def _frozen_encoder_parts(model: torch.nn.Module, cfg: EncoderOptions) -> list[t
     enc = getattr(model, "encoder", None)
     if enc is None:
         return []
-    parts = list(enc.feature_prefix(cfg.freeze_encoder_at)) if cfg.freeze_encoder_at else []
+    parts = list(enc.feature_prefix(cfg.freeze_encoder_at))  # n = 0: none
     if cfg.freeze_encoder_bn:
         parts += [m for m in enc.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     return parts

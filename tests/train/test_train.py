@@ -233,3 +233,17 @@ def test_style_images_restyle_training_frames_and_bad_folders_fail_in_one_line(d
         target = bad if msg else tmp_path / "empty"
         with pytest.raises(DataError, match=msg or "no images"):
             SemanticDataModule(_cfg(disc_data, tmp_path / "o", f"style_images={target}"))
+
+
+def test_freeze_encoder_at_on_an_encoder_without_taps_is_one_line_and_writes_nothing(disc_data, tmp_path):
+    """unet-effb0's MONAI encoder has no feature_prefix: freeze_encoder_at is refused (exit 2) before the run
+    folder exists; freeze_encoder_bn alone works with any encoder."""
+    from scopeseg.models.registry import create_model
+    from scopeseg.train.loop import freeze_encoder
+
+    out = tmp_path / "run"
+    args = ["-q", "train", f"data={disc_data}", f"out={out}", *BASE, "epochs=1", "freeze_encoder_at=2"]
+    assert main(args) == 2 and not out.exists()
+    model = create_model("unet-effb0", classes=["tool"], pretrained=False)
+    freeze_encoder(model, SemanticTrainConfig(freeze_encoder_bn=True))
+    assert any(not p.requires_grad for p in model.encoder.parameters())

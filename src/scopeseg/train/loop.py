@@ -590,7 +590,14 @@ def _frozen_encoder_parts(model: torch.nn.Module, cfg: EncoderOptions) -> list[t
     enc = getattr(model, "encoder", None)
     if enc is None:
         return []
-    parts = list(enc.feature_prefix(cfg.freeze_encoder_at))  # n = 0: none
+    parts: list[torch.nn.Module] = []
+    if cfg.freeze_encoder_at:
+        if not hasattr(enc, "feature_prefix"):  # MONAI's encoders (unet-effb*) have no layer taps
+            raise ConfigError(
+                f"freeze_encoder_at needs an encoder with layer taps (efficientnet-lite, mobilenetv2); "
+                f"this model's is {type(enc).__name__}"
+            )
+        parts = list(enc.feature_prefix(cfg.freeze_encoder_at))
     if cfg.freeze_encoder_bn:
         parts += [m for m in enc.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     return parts
